@@ -1,0 +1,71 @@
+//! The one error type of the crate. Every variant says which op, file or shape went wrong, so a
+//! message read alone (in a log, on a CLI's one line) is enough to find the cause.
+
+use std::fmt;
+
+/// Everything that can go wrong in wgrad.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No adapter matched the request (or the machine has none).
+    #[error("no GPU adapter found: {0}")]
+    NoAdapter(String),
+
+    /// The adapter refused to create a device.
+    #[error("adapter '{adapter}' refused to create a device: {message}")]
+    DeviceRequest { adapter: String, message: String },
+
+    /// A shader or pipeline failed wgpu/naga validation.
+    #[error("shader {file}, entry point '{entry}': {message}")]
+    Shader {
+        file: String,
+        entry: String,
+        message: String,
+    },
+
+    /// An op was called with arguments that cannot work (shapes, strides, lengths).
+    #[error("{op}: {message}")]
+    Invalid { op: String, message: String },
+
+    /// A tensor or dispatch is larger than the device allows.
+    #[error("{op}: {what} needs {needed}, over the device limit {limit_name} = {limit}")]
+    Limit {
+        op: String,
+        what: String,
+        needed: u64,
+        limit_name: &'static str,
+        limit: u64,
+    },
+
+    /// wgpu reported an error while running work (validation, out of memory, device lost).
+    #[error("GPU error in {op}: {message}")]
+    Gpu { op: String, message: String },
+
+    /// A GPU result differs from its CPU reference beyond tolerance.
+    #[error("{0}")]
+    Mismatch(String),
+
+    /// A file could not be read or written.
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+}
+
+impl Error {
+    /// An invalid-argument error for `op`.
+    pub fn invalid(op: impl fmt::Display, message: impl fmt::Display) -> Self {
+        Error::Invalid {
+            op: op.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    /// A GPU-side error for `op`.
+    pub fn gpu(op: impl fmt::Display, message: impl fmt::Display) -> Self {
+        Error::Gpu {
+            op: op.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// `Result` with wgrad's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

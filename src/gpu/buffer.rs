@@ -1,0 +1,213 @@
+//! GPU tensors: a storage buffer (or a 4-byte-aligned range of one) with a shape, and the
+//! upload / download paths.
+
+use crate::error::{Error, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::pipeline::pop_scope;
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+use std::sync::Arc;
+
+/// Element type of a GPU tensor: f32 for data, u32 for class labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    U32,
+}
+
+/// A tensor living in a GPU storage buffer. Cloning shares the buffer.
+#[derive(Clone, Debug)]
+pub struct GpuTensor {
+    pub buffer: Arc<wgpu::Buffer>,
+    /// Byte offset of element 0 in `buffer` (a multiple of the device's storage offset alignment
+    /// when the tensor is bound on its own).
+    pub offset: u64,
+    pub shape: Shape,
+    pub dtype: DType,
+    pub label: String,
+}
+
+impl GpuTensor {
+    pub fn numel(&self) -> usize {
+        self.shape.numel()
+    }
+    /// Size of the tensor's data in bytes (every dtype is 4 bytes wide).
+    pub fn byte_len(&self) -> u64 {
+        self.numel() as u64 * 4
+    }
+    /// The binding for this tensor's range of its buffer.
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            // A zero-element tensor still binds 4 bytes: WGSL arrays cannot be empty.
+            size: wgpu::BufferSize::new(self.byte_len().max(4)),
+        })
+    }
+    /// The same buffer seen under another shape with as many elements.
+    pub fn reshaped(&self, shape: impl Into<Shape>) -> Result<GpuTensor> {
+        let shape = shape.into();
+        if shape.numel() != self.numel() {
+            return Err(Error::invalid(
+                "reshape",
+                format!(
+                    "cannot view {} ({}) as {shape}: element counts differ",
+                    self.label, self.shape
+                ),
+            ));
+        }
+        Ok(GpuTensor {
+            shape,
+            ..self.clone()
+        })
+    }
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl GpuContext {
+    /// Checks a buffer size against the device's buffer and binding limits.
+    pub fn check_size(&self, op: &str, what: &str, bytes: u64) -> Result<()> {
+        let limit = self.limits.max_storage_buffer_binding_size as u64;
+        if bytes > limit {
+            return Err(Error::Limit {
+                op: op.into(),
+                what: format!("{what} of {bytes} bytes"),
+                needed: bytes,
+                limit_name: "max_storage_buffer_binding_size",
+                limit,
+            });
+        }
+        if bytes > self.limits.max_buffer_size {
+            return Err(Error::Limit {
+                op: op.into(),
+                what: format!("{what} of {bytes} bytes"),
+                needed: bytes,
+                limit_name: "max_buffer_size",
+                limit: self.limits.max_buffer_size,
+            });
+        }
+        Ok(())
+    }
+
+    fn storage(&self, label: &str, shape: Shape, dtype: DType) -> Result<GpuTensor> {
+        let bytes = (shape.numel() as u64 * 4).max(4);
+        self.check_size(label, "tensor", bytes)?;
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: STORAGE,
+            mapped_at_creation: false,
+        });
+        Ok(GpuTensor {
+            buffer: Arc::new(buffer),
+            offset: 0,
+            shape,
+            dtype,
+            label: label.into(),
+        })
+    }
+
+    /// A zero-filled f32 tensor (wgpu zero-initialises new buffers).
+    pub fn zeros(&self, label: &str, shape: impl Into<Shape>) -> Result<GpuTensor> {
+        self.storage(label, shape.into(), DType::F32)
+    }
+
+    /// Copies a host tensor to a new GPU tensor.
+    pub fn upload(&self, label: &str, t: &Tensor) -> Result<GpuTensor> {
+        let g = self.storage(label, t.shape.clone(), DType::F32)?;
+        self.queue
+            .write_buffer(&g.buffer, 0, bytemuck::cast_slice(&t.data));
+        Ok(g)
+    }
+
+    /// Copies class labels to a new u32 GPU tensor of shape `[labels.len()]`.
+    pub fn upload_labels(&self, label: &str, labels: &[u32]) -> Result<GpuTensor> {
+        let g = self.storage(label, Shape::new([labels.len()]), DType::U32)?;
+        self.queue
+            .write_buffer(&g.buffer, 0, bytemuck::cast_slice(labels));
+        Ok(g)
+    }
+
+    /// Overwrites a GPU tensor with host data of the same length.
+    pub fn write(&self, dst: &GpuTensor, data: &[f32]) -> Result<()> {
+        if data.len() != dst.numel() {
+            return Err(Error::invalid(
+                "write",
+                format!(
+                    "{} has {} elements ({}), got {} values",
+                    dst.label,
+                    dst.numel(),
+                    dst.shape,
+                    data.len()
+                ),
+            ));
+        }
+        self.queue
+            .write_buffer(&dst.buffer, dst.offset, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Reads a GPU tensor back to the host, waiting for all submitted work.
+    pub fn download(&self, src: &GpuTensor) -> Result<Tensor> {
+        let bytes = self.read_bytes(&src.label, &src.buffer, src.offset, src.byte_len())?;
+        Tensor::new(src.shape.clone(), bytemuck::cast_slice(&bytes).to_vec())
+    }
+
+    /// Reads `len` bytes at `offset` of `buffer` through a staging buffer.
+    pub fn read_bytes(
+        &self,
+        what: &str,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgrad readback staging"),
+            size: len,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, len);
+        self.queue.submit([enc.finish()]);
+        if let Some(message) = pop_scope(scope) {
+            return Err(Error::gpu(format!("download {what}"), message));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::gpu(format!("download {what}"), e))?;
+        rx.recv()
+            .map_err(|e| Error::gpu(format!("download {what}"), e))?
+            .map_err(|e| Error::gpu(format!("download {what}"), e))?;
+        let data = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::gpu(format!("download {what}"), e))?
+            .to_vec();
+        staging.unmap();
+        Ok(data)
+    }
+
+    /// Waits until the device has finished all submitted work.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::gpu("wait", e))
+    }
+}

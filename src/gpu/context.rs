@@ -1,0 +1,310 @@
+//! Adapter discovery and choice, and the [`GpuContext`] that every launcher works through.
+//!
+//! No global state: a context owns (or shares, when built from a host's device) one device and
+//! queue, and its own pipeline cache. Several contexts can live side by side.
+
+use crate::error::{Error, Result};
+use crate::gpu::pipeline::PipelineCache;
+use std::fmt;
+
+/// The graphics APIs wgrad can run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    Vulkan,
+    Metal,
+    Dx12,
+    Gl,
+}
+
+impl BackendKind {
+    /// Parses `vulkan|metal|dx12|gl` (case-insensitive).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "vulkan" | "vk" => Ok(BackendKind::Vulkan),
+            "metal" | "mtl" => Ok(BackendKind::Metal),
+            "dx12" | "d3d12" => Ok(BackendKind::Dx12),
+            "gl" | "gles" | "opengl" => Ok(BackendKind::Gl),
+            other => Err(Error::invalid(
+                "backend",
+                format!("unknown backend '{other}': expected vulkan, metal, dx12 or gl"),
+            )),
+        }
+    }
+    fn from_wgpu(b: wgpu::Backend) -> Option<Self> {
+        match b {
+            wgpu::Backend::Vulkan => Some(BackendKind::Vulkan),
+            wgpu::Backend::Metal => Some(BackendKind::Metal),
+            wgpu::Backend::Dx12 => Some(BackendKind::Dx12),
+            wgpu::Backend::Gl => Some(BackendKind::Gl),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::Vulkan => "vulkan",
+            BackendKind::Metal => "metal",
+            BackendKind::Dx12 => "dx12",
+            BackendKind::Gl => "gl",
+        })
+    }
+}
+
+/// What a user sees of an adapter before choosing it.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    /// Position in [`list_adapters`]'s order (stable for one machine and driver set).
+    pub index: usize,
+    pub name: String,
+    pub backend: wgpu::Backend,
+    pub device_type: wgpu::DeviceType,
+    pub driver: String,
+    pub driver_info: String,
+}
+
+impl fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}, {:?}",
+            self.name,
+            backend_name(self.backend),
+            self.device_type
+        )?;
+        if !self.driver.is_empty() {
+            write!(f, ", {} {}", self.driver, self.driver_info)?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// Lower-case backend name, as used in `WGRAD_BACKEND` and in reports.
+pub fn backend_name(b: wgpu::Backend) -> &'static str {
+    match b {
+        wgpu::Backend::Vulkan => "vulkan",
+        wgpu::Backend::Metal => "metal",
+        wgpu::Backend::Dx12 => "dx12",
+        wgpu::Backend::Gl => "gl",
+        wgpu::Backend::BrowserWebGpu => "webgpu",
+        _ => "noop",
+    }
+}
+
+/// How to choose an adapter. The default takes `WGRAD_BACKEND` from the environment, then the
+/// best device type present (discrete, integrated, virtual, other, CPU software).
+#[derive(Clone, Debug, Default)]
+pub struct AdapterChoice {
+    /// Only adapters of this backend.
+    pub backend: Option<BackendKind>,
+    /// Exactly this adapter, by its [`AdapterSummary::index`].
+    pub index: Option<usize>,
+}
+
+impl AdapterChoice {
+    /// The choice `WGRAD_BACKEND` (vulkan|metal|dx12|gl) asks for; unset or `auto` means any.
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("WGRAD_BACKEND") {
+            Ok(v) if !v.is_empty() && v != "auto" => Ok(AdapterChoice {
+                backend: Some(BackendKind::parse(&v)?),
+                index: None,
+            }),
+            _ => Ok(AdapterChoice::default()),
+        }
+    }
+    pub fn backend(b: BackendKind) -> Self {
+        AdapterChoice {
+            backend: Some(b),
+            index: None,
+        }
+    }
+}
+
+fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends =
+        wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12 | wgpu::Backends::GL;
+    wgpu::Instance::new(desc)
+}
+
+fn enumerate(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let mut adapters: Vec<wgpu::Adapter> =
+        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+            .into_iter()
+            .filter(|a| BackendKind::from_wgpu(a.get_info().backend).is_some())
+            .collect();
+    // A stable order: by backend, then name, so an index means the same adapter run to run.
+    adapters.sort_by_key(|a| {
+        let i = a.get_info();
+        (i.backend as u32, i.name, i.device)
+    });
+    adapters
+}
+
+fn summary(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
+    let i = a.get_info();
+    AdapterSummary {
+        index,
+        name: i.name,
+        backend: i.backend,
+        device_type: i.device_type,
+        driver: i.driver,
+        driver_info: i.driver_info,
+    }
+}
+
+/// Every adapter on this machine, on every backend wgrad supports.
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    let inst = instance();
+    enumerate(&inst)
+        .iter()
+        .enumerate()
+        .map(|(i, a)| summary(i, a))
+        .collect()
+}
+
+fn preference(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+/// A device and queue with what wgrad needs to know about them, and the pipeline cache.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pub(crate) pipelines: PipelineCache,
+}
+
+impl fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GpuContext({})", self.describe())
+    }
+}
+
+impl GpuContext {
+    /// Chooses an adapter as `choice` says and opens a device on it.
+    pub fn new(choice: &AdapterChoice) -> Result<Self> {
+        let inst = instance();
+        let adapters = enumerate(&inst);
+        let all: Vec<AdapterSummary> = adapters
+            .iter()
+            .enumerate()
+            .map(|(i, a)| summary(i, a))
+            .collect();
+        let listing = || {
+            if all.is_empty() {
+                "this machine has none (install a Vulkan driver, e.g. mesa-vulkan-drivers for lavapipe)".to_string()
+            } else {
+                let names: Vec<String> = all.iter().map(|a| format!("#{} {a}", a.index)).collect();
+                format!("present: {}", names.join("; "))
+            }
+        };
+        let chosen = if let Some(ix) = choice.index {
+            let a = adapters.get(ix).ok_or_else(|| {
+                Error::NoAdapter(format!("no adapter with index {ix}; {}", listing()))
+            })?;
+            if let Some(b) = choice.backend {
+                if BackendKind::from_wgpu(a.get_info().backend) != Some(b) {
+                    return Err(Error::NoAdapter(format!(
+                        "adapter #{ix} is not a {b} adapter; {}",
+                        listing()
+                    )));
+                }
+            }
+            a
+        } else {
+            adapters
+                .iter()
+                .filter(|a| {
+                    choice
+                        .backend
+                        .is_none_or(|b| a.get_info().backend == wgpu_backend(b))
+                })
+                .min_by_key(|a| preference(a.get_info().device_type))
+                .ok_or_else(|| {
+                    let what = choice
+                        .backend
+                        .map_or("any backend".to_string(), |b| format!("backend {b}"));
+                    Error::NoAdapter(format!("none for {what}; {}", listing()))
+                })?
+        };
+        Self::open(chosen)
+    }
+
+    /// Opens a device on one particular adapter, with the adapter's own limits and the optional
+    /// features wgrad can use (timestamp queries).
+    pub fn open(adapter: &wgpu::Adapter) -> Result<Self> {
+        let info = adapter.get_info();
+        let wanted =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
+        let features = adapter.features() & wanted;
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("wgrad device"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            Error::DeviceRequest {
+                adapter: info.name.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(Self::from_device(device, queue, info))
+    }
+
+    /// Wraps a device and queue that a host application already owns. wgrad reads the device's
+    /// limits and features and works within them; it never changes the device's state.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Self {
+        let limits = device.limits();
+        let features = device.features();
+        GpuContext {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            pipelines: PipelineCache::default(),
+        }
+    }
+
+    /// Opens a context on every adapter of the machine (for cross-backend checks).
+    pub fn all() -> Vec<Result<Self>> {
+        let inst = instance();
+        enumerate(&inst).iter().map(Self::open).collect()
+    }
+
+    /// `name (backend)`, for reports.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.info.name, backend_name(self.info.backend))
+    }
+
+    pub fn backend(&self) -> wgpu::Backend {
+        self.info.backend
+    }
+
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+}
+
+fn wgpu_backend(b: BackendKind) -> wgpu::Backend {
+    match b {
+        BackendKind::Vulkan => wgpu::Backend::Vulkan,
+        BackendKind::Metal => wgpu::Backend::Metal,
+        BackendKind::Dx12 => wgpu::Backend::Dx12,
+        BackendKind::Gl => wgpu::Backend::Gl,
+    }
+}

@@ -1,0 +1,116 @@
+//! Launcher for shaders/matmul.wgsl.
+
+use crate::error::Result;
+use crate::gpu::{GpuContext, GpuTensor, Launch, Workgroups, shaders};
+use crate::spec::{BiasMode, MatmulSpec};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_batch: u32,
+    a_m: u32,
+    a_k: u32,
+    b_batch: u32,
+    b_k: u32,
+    b_n: u32,
+    c_batch: u32,
+    sum_batches: u32,
+    bias_mode: u32,
+    act: u32,
+    slope: f32,
+    _pad: u32,
+}
+
+/// Invocations per workgroup along (n, m); each computes a 4×4 block of C.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulTile {
+    pub wg_x: u32,
+    pub wg_y: u32,
+}
+
+impl Default for MatmulTile {
+    fn default() -> Self {
+        MatmulTile { wg_x: 8, wg_y: 8 }
+    }
+}
+
+/// `c ← act(op(a)·op(b) + bias)` as `spec` describes (see [`MatmulSpec`] for layouts).
+pub fn matmul(
+    ctx: &GpuContext,
+    spec: &MatmulSpec,
+    a: &GpuTensor,
+    b: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    c: &GpuTensor,
+) -> Result<Launch> {
+    matmul_tiled(ctx, spec, MatmulTile::default(), a, b, bias, c)
+}
+
+/// [`matmul`] with an explicit workgroup shape.
+pub fn matmul_tiled(
+    ctx: &GpuContext,
+    spec: &MatmulSpec,
+    tile: MatmulTile,
+    a: &GpuTensor,
+    b: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    c: &GpuTensor,
+) -> Result<Launch> {
+    spec.check(
+        a.numel(),
+        b.numel(),
+        bias.map_or(0, |t| t.numel()),
+        c.numel(),
+    )?;
+    let (sa, sb) = spec.strides();
+    let u = |x: usize| x as u32;
+    let params = Params {
+        m: u(spec.m),
+        n: u(spec.n),
+        k: u(spec.k),
+        batch: u(spec.batch),
+        a_batch: u(sa[0]),
+        a_m: u(sa[1]),
+        a_k: u(sa[2]),
+        b_batch: u(sb[0]),
+        b_k: u(sb[1]),
+        b_n: u(sb[2]),
+        c_batch: u(spec.m * spec.n),
+        sum_batches: spec.sum_batches as u32,
+        bias_mode: match spec.bias {
+            BiasMode::None => 0,
+            BiasMode::PerRow => 1,
+            BiasMode::PerCol => 2,
+        },
+        act: spec.act.code(),
+        slope: spec.act.slope(),
+        _pad: 0,
+    };
+    let dummy;
+    let bias = match bias {
+        Some(t) => t,
+        None => {
+            dummy = ctx.zeros("matmul no-bias", [1])?;
+            &dummy
+        }
+    };
+    let gx = spec.n.div_ceil(4 * tile.wg_x as usize) as u32;
+    let gy = spec.m.div_ceil(4 * tile.wg_y as usize) as u32;
+    let gz = if spec.sum_batches {
+        1
+    } else {
+        spec.batch as u32
+    };
+    ctx.launch(
+        shaders::MATMUL,
+        "matmul",
+        &[("WG_X", tile.wg_x as f64), ("WG_Y", tile.wg_y as f64)],
+        bytemuck::bytes_of(&params),
+        &[a, b, bias, c],
+        Workgroups::Grid([gx, gy, gz]),
+    )
+}

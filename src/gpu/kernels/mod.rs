@@ -1,0 +1,7 @@
+//! One launcher per kernel entry point, grouped by shader file. Each returns a [`Launch`]
+//! (record it with [`GpuContext::run`] or into an executor's command buffer).
+//!
+//! [`Launch`]: crate::gpu::Launch
+//! [`GpuContext::run`]: crate::gpu::GpuContext::run
+
+pub mod matmul;

@@ -1,0 +1,15 @@
+//! The GPU side: context (adapters, device), tensors in buffers, pipelines, launches, and one
+//! launcher per kernel entry point in [`kernels`].
+
+pub mod buffer;
+pub mod context;
+pub mod kernels;
+pub mod launch;
+pub mod pipeline;
+pub mod shaders;
+
+pub use buffer::{DType, GpuTensor};
+pub use context::{
+    AdapterChoice, AdapterSummary, BackendKind, GpuContext, backend_name, list_adapters,
+};
+pub use launch::{Launch, Workgroups};

@@ -1,0 +1,34 @@
+//! # wgrad — a portable GPU training engine
+//!
+//! Hand-written WGSL compute kernels, dispatched through wgpu on any Vulkan, Metal, DX12 or GL
+//! GPU, each with a plain-Rust CPU twin that the tests hold it to.
+//!
+//! ## Module map
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`error`] | the one error enum; every variant names the op, file or shape |
+//! | [`shape`] | [`Shape`], and the only convolution output-size arithmetic |
+//! | [`tensor`] | host [`Tensor`] and the seeded generator [`tensor::Rng`] |
+//! | [`spec`] | kernel-call descriptions shared by both sides ([`MatmulSpec`], [`Activation`]) |
+//! | [`cpu`] | the reference: one function per GPU entry point, same name, f64 accumulation |
+//! | [`gpu`] | context (adapters, device), GPU tensors, pipelines, launches, one launcher per entry point |
+//! | [`ops`] | composite ops built from kernels (conv2d, conv_transpose2d: forward and gradients) on both sides |
+//! | [`compare`] | tolerances and GPU-versus-CPU comparison reports |
+//!
+//! Shaders live in `shaders/*.wgsl` (one file per kernel family) and are embedded at build time.
+
+pub mod compare;
+pub mod cpu;
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod shape;
+pub mod spec;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use gpu::{GpuContext, GpuTensor};
+pub use shape::{ConvParams, Shape};
+pub use spec::{Activation, BiasMode, MatmulSpec};
+pub use tensor::Tensor;

@@ -1,0 +1,294 @@
+//! Shapes, and the only place that does convolution output-size arithmetic.
+
+use crate::error::{Error, Result};
+use std::fmt;
+
+/// Dimensions of a dense, row-major (C-contiguous) tensor. NCHW for images.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Shape(pub Vec<usize>);
+
+impl Shape {
+    pub fn new(dims: impl Into<Vec<usize>>) -> Self {
+        Shape(dims.into())
+    }
+    pub fn dims(&self) -> &[usize] {
+        &self.0
+    }
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+    /// Number of elements (1 for a scalar of rank 0).
+    pub fn numel(&self) -> usize {
+        self.0.iter().product()
+    }
+    /// Dimension `i`, counting from the end when negative-style indexing is wanted via `rank`.
+    pub fn dim(&self, i: usize) -> usize {
+        self.0[i]
+    }
+}
+
+impl fmt::Debug for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+impl From<&[usize]> for Shape {
+    fn from(d: &[usize]) -> Self {
+        Shape(d.to_vec())
+    }
+}
+impl<const N: usize> From<[usize; N]> for Shape {
+    fn from(d: [usize; N]) -> Self {
+        Shape(d.to_vec())
+    }
+}
+
+/// Stride, padding and dilation of a 2-D convolution (PyTorch meaning), plus `output_padding`,
+/// which only a transposed convolution uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvParams {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub output_padding: [usize; 2],
+}
+
+impl Default for ConvParams {
+    fn default() -> Self {
+        ConvParams {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            output_padding: [0, 0],
+        }
+    }
+}
+
+impl ConvParams {
+    /// Same stride, padding and dilation in both directions.
+    pub fn square(stride: usize, padding: usize, dilation: usize) -> Self {
+        ConvParams {
+            stride: [stride; 2],
+            padding: [padding; 2],
+            dilation: [dilation; 2],
+            output_padding: [0, 0],
+        }
+    }
+    pub fn with_output_padding(mut self, op: usize) -> Self {
+        self.output_padding = [op; 2];
+        self
+    }
+}
+
+/// The full geometry of one convolution, seen from the *convolution* side: an image of
+/// `channels × height × width` is cut into `kernel` windows, giving `out_h × out_w` positions.
+///
+/// A transposed convolution is described by the geometry of the convolution it transposes: its
+/// output is this geometry's image, and its input has this geometry's `out_h × out_w`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvGeometry {
+    pub batch: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub kernel: [usize; 2],
+    pub params: ConvParams,
+    pub out_h: usize,
+    pub out_w: usize,
+}
+
+impl ConvGeometry {
+    /// Rows of the im2col matrix: `channels · kh · kw`.
+    pub fn col_rows(&self) -> usize {
+        self.channels * self.kernel[0] * self.kernel[1]
+    }
+    /// Columns of the im2col matrix of one image: `out_h · out_w`.
+    pub fn col_cols(&self) -> usize {
+        self.out_h * self.out_w
+    }
+    /// Shape of the image tensor `[batch, channels, height, width]`.
+    pub fn image_shape(&self) -> Shape {
+        Shape::new([self.batch, self.channels, self.height, self.width])
+    }
+    /// Shape of the im2col tensor `[batch, channels·kh·kw, out_h·out_w]`.
+    pub fn cols_shape(&self) -> Shape {
+        Shape::new([self.batch, self.col_rows(), self.col_cols()])
+    }
+}
+
+fn check_params(op: &str, kernel: [usize; 2], p: &ConvParams) -> Result<()> {
+    if kernel.contains(&0) {
+        return Err(Error::invalid(
+            op,
+            format!("kernel size {kernel:?} has a zero"),
+        ));
+    }
+    if p.stride.contains(&0) {
+        return Err(Error::invalid(
+            op,
+            format!("stride {:?} has a zero", p.stride),
+        ));
+    }
+    if p.dilation.contains(&0) {
+        return Err(Error::invalid(
+            op,
+            format!("dilation {:?} has a zero", p.dilation),
+        ));
+    }
+    Ok(())
+}
+
+/// Geometry of `conv2d` over an input of shape `[n, c, h, w]` with a `kh × kw` kernel.
+/// Output size: `⌊(h + 2p − d(k−1) − 1)/s⌋ + 1`, as in PyTorch.
+pub fn conv2d_geometry(
+    op: &str,
+    input: &Shape,
+    kernel: [usize; 2],
+    p: ConvParams,
+) -> Result<ConvGeometry> {
+    check_params(op, kernel, &p)?;
+    let [n, c, h, w] = rank4(op, "input", input)?;
+    let out = |i: usize, size: usize| -> Result<usize> {
+        let span = p.dilation[i] * (kernel[i] - 1) + 1;
+        let padded = size + 2 * p.padding[i];
+        if padded < span {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "input {input} padded by {:?} is smaller than the dilated kernel {kernel:?} (dilation {:?}): no output",
+                    p.padding, p.dilation
+                ),
+            ));
+        }
+        Ok((padded - span) / p.stride[i] + 1)
+    };
+    let (out_h, out_w) = (out(0, h)?, out(1, w)?);
+    if p.output_padding != [0, 0] {
+        return Err(Error::invalid(
+            op,
+            "output_padding is only meaningful for conv_transpose2d",
+        ));
+    }
+    Ok(ConvGeometry {
+        batch: n,
+        channels: c,
+        height: h,
+        width: w,
+        kernel,
+        params: p,
+        out_h,
+        out_w,
+    })
+}
+
+/// Geometry of `conv_transpose2d` over an input `[n, c_in, h, w]` producing `c_out` channels.
+/// Output size: `(h − 1)s − 2p + d(k − 1) + output_padding + 1`, as in PyTorch. The returned
+/// geometry is that of the convolution being transposed: its image is the output
+/// `[n, c_out, oh, ow]` and its `out_h × out_w` is the input's `h × w`.
+pub fn conv_transpose2d_geometry(
+    op: &str,
+    input: &Shape,
+    c_out: usize,
+    kernel: [usize; 2],
+    p: ConvParams,
+) -> Result<ConvGeometry> {
+    check_params(op, kernel, &p)?;
+    let [n, _c_in, h, w] = rank4(op, "input", input)?;
+    let mut size = [0usize; 2];
+    for i in 0..2 {
+        if p.output_padding[i] >= p.stride[i] && p.output_padding[i] >= p.dilation[i] {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "output_padding {:?} must be smaller than stride {:?} or dilation {:?}",
+                    p.output_padding, p.stride, p.dilation
+                ),
+            ));
+        }
+        let hw = [h, w][i];
+        let full =
+            (hw - 1) * p.stride[i] + p.dilation[i] * (kernel[i] - 1) + p.output_padding[i] + 1;
+        if full <= 2 * p.padding[i] {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "input {input} with padding {:?} leaves no output",
+                    p.padding
+                ),
+            ));
+        }
+        size[i] = full - 2 * p.padding[i];
+    }
+    Ok(ConvGeometry {
+        batch: n,
+        channels: c_out,
+        height: size[0],
+        width: size[1],
+        kernel,
+        params: p,
+        out_h: h,
+        out_w: w,
+    })
+}
+
+/// Destructures a rank-4 shape with no zero dimension, or says which tensor was wrong.
+pub fn rank4(op: &str, what: &str, s: &Shape) -> Result<[usize; 4]> {
+    match s.dims() {
+        &[a, b, c, d] if a * b * c * d > 0 => Ok([a, b, c, d]),
+        &[_, _, _, _] => Err(Error::invalid(
+            op,
+            format!("{what} shape {s} has a zero-sized dimension"),
+        )),
+        _ => Err(Error::invalid(
+            op,
+            format!("{what} must be rank 4 (NCHW), got {s}"),
+        )),
+    }
+}
+
+/// Fails when any dimension is zero: no kernel is dispatched over nothing.
+pub fn nonempty(op: &str, what: &str, s: &Shape) -> Result<()> {
+    if s.numel() == 0 {
+        return Err(Error::invalid(
+            op,
+            format!("{what} shape {s} has a zero-sized dimension"),
+        ));
+    }
+    Ok(())
+}
+
+/// Fails unless two shapes are equal.
+pub fn same(op: &str, a_name: &str, a: &Shape, b_name: &str, b: &Shape) -> Result<()> {
+    if a != b {
+        return Err(Error::invalid(
+            op,
+            format!("{a_name} {a} and {b_name} {b} must have the same shape"),
+        ));
+    }
+    Ok(())
+}
+
+impl From<Vec<usize>> for Shape {
+    fn from(d: Vec<usize>) -> Self {
+        Shape(d)
+    }
+}
+impl From<&Shape> for Shape {
+    fn from(s: &Shape) -> Self {
+        s.clone()
+    }
+}

@@ -1,0 +1,171 @@
+//! Descriptions of kernel calls that the CPU reference and the GPU launchers share, so both
+//! sides are driven by the same value and validate it the same way.
+
+use crate::error::{Error, Result};
+
+/// An activation fused into a matmul epilogue, or applied by a pointwise kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Activation {
+    #[default]
+    None,
+    Relu,
+    /// `x` for `x > 0`, else `slope · x` (PyTorch's `negative_slope`, default 0.01).
+    LeakyRelu(f32),
+    Sigmoid,
+    Tanh,
+}
+
+impl Activation {
+    /// The code the shaders switch on (see `act()` in matmul.wgsl).
+    pub fn code(self) -> u32 {
+        match self {
+            Activation::None => 0,
+            Activation::Relu => 1,
+            Activation::LeakyRelu(_) => 2,
+            Activation::Sigmoid => 3,
+            Activation::Tanh => 4,
+        }
+    }
+    pub fn slope(self) -> f32 {
+        match self {
+            Activation::LeakyRelu(s) => s,
+            _ => 0.0,
+        }
+    }
+    /// The activation in f64 (the CPU reference's precision).
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            Activation::None => x,
+            Activation::Relu => x.max(0.0),
+            Activation::LeakyRelu(s) => {
+                if x > 0.0 {
+                    x
+                } else {
+                    s as f64 * x
+                }
+            }
+            Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Activation::Tanh => x.tanh(),
+        }
+    }
+}
+
+/// Where a matmul epilogue adds its bias.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BiasMode {
+    #[default]
+    None,
+    /// `bias[m]` added to row m (a conv's per-output-channel bias, with C = W·cols).
+    PerRow,
+    /// `bias[n]` added to column n (a Linear layer's bias, with Y = X·Wᵀ).
+    PerCol,
+}
+
+/// `C[b] = act(op(A)[b] · op(B)[b] + bias)`, with op = transpose when the flag is set.
+///
+/// Storage: A is `[a_batches, M, K]` (`[a_batches, K, M]` when `trans_a`), B is
+/// `[b_batches, K, N]` (`[b_batches, N, K]` when `trans_b`), where an operand's batch count is
+/// `batch`, or 1 to broadcast it over every batch. C is `[batch, M, N]`, or `[M, N]` when
+/// `sum_batches` adds the products of all batches into one (a weight gradient summed over images).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MatmulSpec {
+    pub batch: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub broadcast_a: bool,
+    pub broadcast_b: bool,
+    pub sum_batches: bool,
+    pub bias: BiasMode,
+    pub act: Activation,
+}
+
+impl MatmulSpec {
+    /// A plain `[m, k] · [k, n]` product.
+    pub fn new(m: usize, k: usize, n: usize) -> Self {
+        MatmulSpec {
+            batch: 1,
+            m,
+            n,
+            k,
+            trans_a: false,
+            trans_b: false,
+            broadcast_a: false,
+            broadcast_b: false,
+            sum_batches: false,
+            bias: BiasMode::None,
+            act: Activation::None,
+        }
+    }
+    pub fn a_len(&self) -> usize {
+        (if self.broadcast_a { 1 } else { self.batch }) * self.m * self.k
+    }
+    pub fn b_len(&self) -> usize {
+        (if self.broadcast_b { 1 } else { self.batch }) * self.k * self.n
+    }
+    pub fn c_len(&self) -> usize {
+        (if self.sum_batches { 1 } else { self.batch }) * self.m * self.n
+    }
+    pub fn bias_len(&self) -> usize {
+        match self.bias {
+            BiasMode::None => 0,
+            BiasMode::PerRow => self.m,
+            BiasMode::PerCol => self.n,
+        }
+    }
+    /// Multiply-adds counted as 2 FLOPs.
+    pub fn flops(&self) -> f64 {
+        2.0 * self.batch as f64 * self.m as f64 * self.n as f64 * self.k as f64
+    }
+    /// Strides (in elements) of A along (batch, m, k) and of B along (batch, k, n).
+    pub fn strides(&self) -> ([usize; 3], [usize; 3]) {
+        let (m, n, k) = (self.m, self.n, self.k);
+        let a_b = if self.broadcast_a { 0 } else { m * k };
+        let b_b = if self.broadcast_b { 0 } else { k * n };
+        let a = if self.trans_a {
+            [a_b, 1, m]
+        } else {
+            [a_b, k, 1]
+        };
+        let b = if self.trans_b {
+            [b_b, 1, k]
+        } else {
+            [b_b, n, 1]
+        };
+        (a, b)
+    }
+
+    /// Checks the spec and the lengths of the operands it will be applied to.
+    pub fn check(&self, a: usize, b: usize, bias: usize, c: usize) -> Result<()> {
+        let op = "matmul";
+        if self.batch == 0 || self.m == 0 || self.n == 0 || self.k == 0 {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "zero-sized dimension in batch {} × [{}×{}]·[{}×{}]",
+                    self.batch, self.m, self.k, self.k, self.n
+                ),
+            ));
+        }
+        let want = [
+            ("A", a, self.a_len()),
+            ("B", b, self.b_len()),
+            ("bias", bias, self.bias_len()),
+            ("C", c, self.c_len()),
+        ];
+        for (name, got, need) in want {
+            if got != need {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "{name} has {got} elements but batch {} × [{}×{}]·[{}×{}] (trans_a {}, trans_b {}) needs {need}",
+                        self.batch, self.m, self.k, self.k, self.n, self.trans_a, self.trans_b
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

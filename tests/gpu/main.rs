@@ -1,0 +1,5 @@
+//! GPU-versus-CPU tests: every kernel entry point on every adapter of the machine, against its
+//! CPU twin. One test binary (one set of devices opened once); one file per kernel family.
+
+mod common;
+mod matmul;
