@@ -7,6 +7,8 @@ pub mod kernels;
 pub mod launch;
 pub mod pipeline;
 pub mod shaders;
+pub mod timing;
+pub mod translate;
 
 pub use buffer::{DType, GpuTensor};
 pub use context::{

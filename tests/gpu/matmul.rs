@@ -12,27 +12,50 @@ fn run(spec: MatmulSpec, what: &str) {
     let bias = data(&[spec.bias_len()], 3);
     let want = cpu::matmul::matmul(&spec, &a.data, &b.data, &bias.data).unwrap();
     let k_total = spec.k * if spec.sum_batches { spec.batch } else { 1 };
+    // Both mappings on every shape: the default picks one per adapter, the other must hold too.
+    let tiles = [
+        MatmulTile::Blocks { wg_x: 8, wg_y: 8 },
+        MatmulTile::Rows { wg_x: 64 },
+    ];
     for ctx in contexts() {
-        let ga = ctx.upload("a", &a).unwrap();
-        let gb = ctx.upload("b", &b).unwrap();
-        let gbias = ctx.upload("bias", &bias).unwrap();
+        for tile in tiles {
+            let ga = ctx.upload("a", &a).unwrap();
+            let gb = ctx.upload("b", &b).unwrap();
+            let gbias = ctx.upload("bias", &bias).unwrap();
+            let gc = ctx.zeros("c", [spec.c_len()]).unwrap();
+            let used_bias = (spec.bias != BiasMode::None).then_some(&gbias);
+            let l = matmul_tiled(ctx, &spec, tile, &ga, &gb, used_bias, &gc).unwrap();
+            ctx.run(&[&l]).unwrap();
+            let got = ctx.download(&gc).unwrap();
+            let desc = format!(
+                "matmul {tile:?} {what} batch {} [{}x{}]·[{}x{}] ta={} tb={}",
+                spec.batch, spec.m, spec.k, spec.k, spec.n, spec.trans_a, spec.trans_b
+            );
+            check(ctx, &desc, &got.data, &want, Tolerance::reduction(k_total));
+        }
+    }
+}
+
+/// The default launcher (tile chosen for the adapter) on one shape.
+#[test]
+fn default_tile() {
+    let spec = MatmulSpec::new(19, 23, 29);
+    let a = data(&[spec.a_len()], 7);
+    let b = data(&[spec.b_len()], 8);
+    let want = cpu::matmul::matmul(&spec, &a.data, &b.data, &[]).unwrap();
+    for ctx in contexts() {
+        let (ga, gb) = (ctx.upload("a", &a).unwrap(), ctx.upload("b", &b).unwrap());
         let gc = ctx.zeros("c", [spec.c_len()]).unwrap();
-        let l = matmul(
-            ctx,
-            &spec,
-            &ga,
-            &gb,
-            (spec.bias != BiasMode::None).then_some(&gbias),
-            &gc,
-        )
-        .unwrap();
-        ctx.run(&[&l]).unwrap();
+        ctx.run(&[&matmul(ctx, &spec, &ga, &gb, None, &gc).unwrap()])
+            .unwrap();
         let got = ctx.download(&gc).unwrap();
-        let desc = format!(
-            "matmul {what} batch {} [{}x{}]·[{}x{}] ta={} tb={}",
-            spec.batch, spec.m, spec.k, spec.k, spec.n, spec.trans_a, spec.trans_b
+        check(
+            ctx,
+            "matmul default tile [19x23]·[23x29]",
+            &got.data,
+            &want,
+            Tolerance::reduction(23),
         );
-        check(ctx, &desc, &got.data, &want, Tolerance::reduction(k_total));
     }
 }
 
@@ -108,25 +131,23 @@ fn other_workgroup_shapes() {
     let b = data(&[spec.b_len()], 5);
     let want = cpu::matmul::matmul(&spec, &a.data, &b.data, &[]).unwrap();
     for ctx in contexts() {
-        for (x, y) in [(4, 4), (16, 4), (16, 16)] {
+        let tiles = [
+            MatmulTile::Blocks { wg_x: 4, wg_y: 4 },
+            MatmulTile::Blocks { wg_x: 16, wg_y: 4 },
+            MatmulTile::Blocks { wg_x: 8, wg_y: 8 },
+            MatmulTile::Rows { wg_x: 8 },
+            MatmulTile::Rows { wg_x: 64 },
+        ];
+        for tile in tiles {
             let ga = ctx.upload("a", &a).unwrap();
             let gb = ctx.upload("b", &b).unwrap();
             let gc = ctx.zeros("c", [spec.c_len()]).unwrap();
-            let l = matmul_tiled(
-                ctx,
-                &spec,
-                MatmulTile { wg_x: x, wg_y: y },
-                &ga,
-                &gb,
-                None,
-                &gc,
-            )
-            .unwrap();
+            let l = matmul_tiled(ctx, &spec, tile, &ga, &gb, None, &gc).unwrap();
             ctx.run(&[&l]).unwrap();
             let got = ctx.download(&gc).unwrap();
             check(
                 ctx,
-                &format!("matmul wg {x}x{y} [37x29]·[29x41]"),
+                &format!("matmul {tile:?} [37x29]·[29x41]"),
                 &got.data,
                 &want,
                 Tolerance::reduction(29),
