@@ -40,8 +40,6 @@ impl MatmulTile {
     /// 1.7 GFLOP/s at 1024³ against 0.9 for `Rows { 64 }`; per-adapter choice is the autotuner's job.
     pub fn for_adapter(_ctx: &GpuContext) -> Self {
         MatmulTile::Blocks { wg_x: 8, wg_y: 8 }
-}
-        }
     }
 }
 
