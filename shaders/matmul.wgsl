@@ -17,7 +17,7 @@ struct Params {
     bias_mode: u32,   // 0 none, 1 per row (m), 2 per column (n)
     act: u32,         // 0 none, 1 relu, 2 leaky relu, 3 sigmoid, 4 tanh
     slope: f32,       // leaky relu negative slope
-    _pad: u32,
+    row_tiles: u32,   // workgroups along m; (row tile, batch) pairs are folded over y and z
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -25,6 +25,17 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+// Row tiles and batches share the y and z grid dimensions, so neither is capped at 65,535:
+// returns (row tile, batch).
+fn tile_and_batch(wid: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
+    let linear = wid.y + wid.z * nwg.y;
+    return vec2<u32>(linear % p.row_tiles, linear / p.row_tiles);
+}
+
+fn out_batches() -> u32 {
+    return select(p.batch, 1u, p.sum_batches == 1u);
+}
 
 override WG_X: u32 = 8u; // invocations along n
 override WG_Y: u32 = 8u; // invocations along m
@@ -40,8 +51,13 @@ fn act(x: f32) -> f32 {
 }
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
-fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row0 = (wid.y * WG_Y + lid.y) * 4u;
+fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+          @builtin(num_workgroups) nwg: vec3<u32>) {
+    let tile = tile_and_batch(wid, nwg);
+    if tile.y >= out_batches() {
+        return;
+    }
+    let row0 = (tile.x * WG_Y + lid.y) * 4u;
     let col0 = (wid.x * WG_X + lid.x) * 4u;
     if row0 >= p.m || col0 >= p.n {
         return;
@@ -60,7 +76,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     let summed = p.sum_batches == 1u;
     let nb = select(1u, p.batch, summed);
     for (var bi = 0u; bi < nb; bi++) {
-        let bt = select(wid.z, bi, summed);
+        let bt = select(tile.y, bi, summed);
         var ia = ar + vec4<u32>(bt * p.a_batch);
         var ib = bc + vec4<u32>(bt * p.b_batch);
         for (var kk = 0u; kk < p.k; kk++) {
@@ -75,7 +91,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
         }
     }
 
-    let cbase = select(wid.z * p.c_batch, 0u, summed);
+    let cbase = select(tile.y * p.c_batch, 0u, summed);
     var rows = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + i;
@@ -107,8 +123,13 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
 override RW_X: u32 = 64u;
 
 @compute @workgroup_size(RW_X, 1, 1)
-fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row0 = wid.y * 8u;
+fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>) {
+    let tile = tile_and_batch(wid, nwg);
+    if tile.y >= out_batches() {
+        return;
+    }
+    let row0 = tile.x * 8u;
     let col0 = (wid.x * RW_X + lid.x) * 4u;
     let cl = min(vec4<u32>(col0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
     let bc = cl * p.b_n;
@@ -126,7 +147,7 @@ fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     let summed = p.sum_batches == 1u;
     let nb = select(1u, p.batch, summed);
     for (var bi = 0u; bi < nb; bi++) {
-        let bt = select(wid.z, bi, summed);
+        let bt = select(tile.y, bi, summed);
         var ib = bc + vec4<u32>(bt * p.b_batch);
         var ia0 = r0 + vec4<u32>(bt * p.a_batch);
         var ia1 = r1 + vec4<u32>(bt * p.a_batch);
@@ -148,7 +169,7 @@ fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     if col0 >= p.n {
         return;
     }
-    let cbase = select(wid.z * p.c_batch, 0u, summed);
+    let cbase = select(tile.y * p.c_batch, 0u, summed);
     var rows = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
     for (var i = 0u; i < 8u; i++) {
         let row = row0 + i;

@@ -1,11 +1,13 @@
-//! The `wgrad` command.
+//! The `wgrad` command. Errors print as one line on stderr and exit non-zero.
+
+mod cli;
+
+use clap::Parser;
 
 fn main() {
-    let adapters = wgrad::gpu::list_adapters();
-    if adapters.is_empty() {
-        println!("no GPU adapters found");
-    }
-    for a in adapters {
-        println!("#{} {a}", a.index);
+    let args = cli::Cli::parse();
+    if let Err(e) = cli::run(args) {
+        eprintln!("wgrad: {e}");
+        std::process::exit(1);
     }
 }

@@ -2,4 +2,5 @@
 //! CPU twin. One test binary (one set of devices opened once); one file per kernel family.
 
 mod common;
+mod errors;
 mod matmul;

@@ -155,3 +155,40 @@ fn other_workgroup_shapes() {
         }
     }
 }
+
+/// More row tiles than one grid dimension holds (65,535): the launcher folds them over y and z
+/// and every row is still computed.
+#[test]
+fn rows_past_the_dispatch_limit_are_folded() {
+    let mut spec = MatmulSpec::new(65_535 * 32 + 37, 2, 3);
+    spec.bias = BiasMode::PerCol;
+    let a = data(&[spec.a_len()], 21);
+    let b = data(&[spec.b_len()], 22);
+    let bias = data(&[3], 23);
+    let want = cpu::matmul::matmul(&spec, &a.data, &b.data, &bias.data).unwrap();
+    for ctx in contexts() {
+        for tile in [
+            MatmulTile::Blocks { wg_x: 8, wg_y: 8 },
+            MatmulTile::Rows { wg_x: 64 },
+        ] {
+            let (ga, gb) = (ctx.upload("a", &a).unwrap(), ctx.upload("b", &b).unwrap());
+            let gbias = ctx.upload("bias", &bias).unwrap();
+            let gc = ctx.zeros("c", [spec.c_len()]).unwrap();
+            let l = matmul_tiled(ctx, &spec, tile, &ga, &gb, Some(&gbias), &gc).unwrap();
+            assert!(
+                l.workgroups[2] > 1,
+                "expected a folded grid, got {:?}",
+                l.workgroups
+            );
+            ctx.run(&[&l]).unwrap();
+            let got = ctx.download(&gc).unwrap();
+            check(
+                ctx,
+                &format!("matmul {tile:?} folded [{}x2]·[2x3]", spec.m),
+                &got.data,
+                &want,
+                Tolerance::reduction(2),
+            );
+        }
+    }
+}

@@ -22,7 +22,7 @@ struct Params {
     bias_mode: u32,
     act: u32,
     slope: f32,
-    _pad: u32,
+    row_tiles: u32,
 }
 
 /// How the product is mapped onto workgroups (both variants live in matmul.wgsl).
@@ -73,7 +73,7 @@ pub fn matmul_tiled(
     )?;
     let (sa, sb) = spec.strides();
     let u = |x: usize| x as u32;
-    let params = Params {
+    let mut params = Params {
         m: u(spec.m),
         n: u(spec.n),
         k: u(spec.k),
@@ -93,7 +93,7 @@ pub fn matmul_tiled(
         },
         act: spec.act.code(),
         slope: spec.act.slope(),
-        _pad: 0,
+        row_tiles: 0, // set below, once the mapping is known
     };
     let dummy;
     let bias = match bias {
@@ -123,14 +123,17 @@ pub fn matmul_tiled(
             spec.m.div_ceil(8),
         ),
     };
-    // Oversized grids saturate and are then refused by the launch's limit check.
-    let grid = [gx, gy].map(|g| u32::try_from(g).unwrap_or(u32::MAX));
+    // Row tiles × output batches are folded over y and z; columns must fit x.
+    params.row_tiles = u32::try_from(gy).unwrap_or(u32::MAX);
+    let max = ctx.limits.max_compute_workgroups_per_dimension;
+    let [fy, fz, _] = crate::gpu::launch::fold_workgroups("matmul", gy as u64 * gz as u64, max)?;
+    let gx = u32::try_from(gx).unwrap_or(u32::MAX);
     ctx.launch(
         shaders::MATMUL,
         entry,
         &consts,
         bytemuck::bytes_of(&params),
         &[a, b, bias, c],
-        Workgroups::Grid([grid[0], grid[1], gz]),
+        Workgroups::Grid([gx, fy.max(1), fz.max(1)]),
     )
 }
