@@ -2,4 +2,6 @@
 //! CPU twin. One test binary (one set of devices opened once); one file per kernel family.
 
 mod common;
+mod conv;
+mod im2col;
 mod matmul;
