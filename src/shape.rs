@@ -128,6 +128,38 @@ impl ConvGeometry {
     pub fn cols_shape(&self) -> Shape {
         Shape::new([self.batch, self.col_rows(), self.col_cols()])
     }
+    /// Shape `[batch, filters, out_h, out_w]` of a tensor with one value per window position and
+    /// filter: a conv2d's output, or a conv_transpose2d's input.
+    pub fn windows_shape(&self, filters: usize) -> Shape {
+        Shape::new([self.batch, filters, self.out_h, self.out_w])
+    }
+
+    /// Fails unless every size is non-zero: kernels index with these and divide by the strides.
+    /// (A geometry from [`conv2d_geometry`] or [`conv_transpose2d_geometry`] always passes; this
+    /// guards hand-built ones.)
+    pub fn check(&self, op: &str) -> Result<()> {
+        check_params(op, self.kernel, &self.params)?;
+        let dims = [
+            self.batch,
+            self.channels,
+            self.height,
+            self.width,
+            self.out_h,
+            self.out_w,
+        ];
+        if dims.contains(&0) {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "geometry has a zero size: image {}, {}×{} window positions",
+                    self.image_shape(),
+                    self.out_h,
+                    self.out_w
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn check_params(op: &str, kernel: [usize; 2], p: &ConvParams) -> Result<()> {
@@ -208,6 +240,12 @@ pub fn conv_transpose2d_geometry(
 ) -> Result<ConvGeometry> {
     check_params(op, kernel, &p)?;
     let [n, _c_in, h, w] = rank4(op, "input", input)?;
+    if c_out == 0 {
+        return Err(Error::invalid(
+            op,
+            format!("input {input}: zero output channels"),
+        ));
+    }
     let mut size = [0usize; 2];
     for i in 0..2 {
         if p.output_padding[i] >= p.stride[i] && p.output_padding[i] >= p.dilation[i] {
@@ -245,11 +283,70 @@ pub fn conv_transpose2d_geometry(
     })
 }
 
+/// Geometry of a `Conv2d` layer from its input `[n, c, h, w]` and weight `[f, c, kh, kw]`
+/// (PyTorch's `[out, in, kh, kw]`), with `f`, the number of filters (output channels).
+pub fn conv2d_layer(
+    op: &str,
+    input: &Shape,
+    weight: &Shape,
+    p: ConvParams,
+) -> Result<(ConvGeometry, usize)> {
+    let [_, c, _, _] = rank4(op, "input", input)?;
+    let [f, wc, kh, kw] = rank4(op, "weight", weight)?;
+    if wc != c {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "weight {weight} [out, in, kh, kw] takes {wc} input channels but input {input} has {c}"
+            ),
+        ));
+    }
+    Ok((conv2d_geometry(op, input, [kh, kw], p)?, f))
+}
+
+/// Geometry of a `ConvTranspose2d` layer from its input `[n, f, h, w]` and weight
+/// `[f, c, kh, kw]` (PyTorch's `[in, out, kh, kw]`), with `f`, its input channels. The weight
+/// has the same layout as that of the conv2d being transposed: `f` filters over `c` channels.
+pub fn conv_transpose2d_layer(
+    op: &str,
+    input: &Shape,
+    weight: &Shape,
+    p: ConvParams,
+) -> Result<(ConvGeometry, usize)> {
+    let [_, f, _, _] = rank4(op, "input", input)?;
+    let [wf, c, kh, kw] = rank4(op, "weight", weight)?;
+    if wf != f {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "weight {weight} [in, out, kh, kw] takes {wf} input channels but input {input} has {f}"
+            ),
+        ));
+    }
+    Ok((conv_transpose2d_geometry(op, input, c, [kh, kw], p)?, f))
+}
+
+/// Fails unless `got` has as many elements as `want` (a buffer may be a view of another shape).
+pub fn same_numel(op: &str, what: &str, got: &Shape, want: &Shape) -> Result<()> {
+    if got.numel() != want.numel() {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "{what} has shape {got} ({} elements) but {want} ({} elements) is needed",
+                got.numel(),
+                want.numel()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Destructures a rank-4 shape with no zero dimension, or says which tensor was wrong.
 pub fn rank4(op: &str, what: &str, s: &Shape) -> Result<[usize; 4]> {
-    match s.dims() {
-        &[a, b, c, d] if a * b * c * d > 0 => Ok([a, b, c, d]),
-        &[_, _, _, _] => Err(Error::invalid(
+    // `contains`, not a product of the dimensions: huge dimensions must not overflow.
+    match *s.dims() {
+        [a, b, c, d] if !s.0.contains(&0) => Ok([a, b, c, d]),
+        [_, _, _, _] => Err(Error::invalid(
             op,
             format!("{what} shape {s} has a zero-sized dimension"),
         )),

@@ -2,5 +2,7 @@
 //! CPU twin. One test binary (one set of devices opened once); one file per kernel family.
 
 mod common;
+mod conv;
 mod errors;
+mod im2col;
 mod matmul;

@@ -4,4 +4,5 @@
 //! [`Launch`]: crate::gpu::Launch
 //! [`GpuContext::run`]: crate::gpu::GpuContext::run
 
+pub mod im2col;
 pub mod matmul;
