@@ -182,6 +182,7 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
     pub(crate) pipelines: PipelineCache,
+    placeholder: std::sync::OnceLock<crate::gpu::GpuTensor>,
 }
 
 impl fmt::Debug for GpuContext {
@@ -293,6 +294,16 @@ impl GpuContext {
 
     pub fn backend(&self) -> wgpu::Backend {
         self.info.backend
+    }
+
+    /// A one-element tensor bound where a kernel's optional input (a bias) is absent: WGSL has no
+    /// optional bindings. Created once per context and shared.
+    pub fn placeholder(&self) -> Result<crate::gpu::GpuTensor> {
+        if let Some(t) = self.placeholder.get() {
+            return Ok(t.clone());
+        }
+        let t = self.zeros("absent optional input", [1])?;
+        Ok(self.placeholder.get_or_init(|| t).clone())
     }
 
     pub fn has_timestamps(&self) -> bool {

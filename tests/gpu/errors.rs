@@ -83,3 +83,26 @@ fn context_from_a_host_device() {
         assert_eq!(host.limits, ctx.limits);
     }
 }
+
+/// wgpu's validation errors are caught with error scopes and come back naming file and entry.
+#[test]
+fn broken_shaders_are_errors_naming_file_and_entry() {
+    use wgrad::gpu::shaders::ShaderFile;
+    let bad = ShaderFile {
+        name: "broken.wgsl",
+        source: "@compute @workgroup_size(1) fn main() { let x: f32 = 1u; }",
+    };
+    let missing = ShaderFile {
+        name: "fine.wgsl",
+        source: "@compute @workgroup_size(1) fn main() {}",
+    };
+    for ctx in contexts() {
+        let e = ctx.pipeline(bad, "main", &[]).unwrap_err().to_string();
+        assert!(e.starts_with("shader broken.wgsl"), "{e}");
+        let e = ctx.pipeline(missing, "nope", &[]).unwrap_err().to_string();
+        assert!(e.contains("fine.wgsl") && e.contains("'nope'"), "{e}");
+        // The context is still usable afterwards.
+        let t = ctx.upload("t", &Tensor::full([2], 1.0)).unwrap();
+        assert_eq!(ctx.download(&t).unwrap().data, vec![1.0, 1.0]);
+    }
+}

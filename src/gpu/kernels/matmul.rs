@@ -95,14 +95,8 @@ pub fn matmul_tiled(
         slope: spec.act.slope(),
         row_tiles: 0, // set below, once the mapping is known
     };
-    let dummy;
-    let bias = match bias {
-        Some(t) => t,
-        None => {
-            dummy = ctx.zeros("matmul no-bias", [1])?;
-            &dummy
-        }
-    };
+    let placeholder = ctx.placeholder()?;
+    let bias = bias.unwrap_or(&placeholder);
     let gz = if spec.sum_batches {
         1
     } else {
