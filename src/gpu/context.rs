@@ -278,6 +278,7 @@ impl GpuContext {
             limits,
             features,
             pipelines: PipelineCache::default(),
+            placeholder: Default::default(),
         }
     }
 
