@@ -2,4 +2,7 @@
 //! CPU twin. One test binary (one set of devices opened once); one file per kernel family.
 
 mod common;
+mod loss;
 mod matmul;
+mod pointwise;
+mod reduce;

@@ -4,4 +4,7 @@
 //! [`Launch`]: crate::gpu::Launch
 //! [`GpuContext::run`]: crate::gpu::GpuContext::run
 
+pub mod loss;
 pub mod matmul;
+pub mod pointwise;
+pub mod reduce;
