@@ -1,1 +1,129 @@
-// placeholder until written
+// Losses and their gradients: mean squared error (reconstruction) and softmax cross-entropy
+// (classifier head), each reducing to one scalar.
+//
+// The forward losses run as ONE workgroup: each invocation strides over the elements (MSE) or
+// rows (cross-entropy) in a fixed order, then the partial sums are added in a fixed tree order in
+// workgroup memory. No atomics, so the loss is bit-for-bit repeatable on an adapter. Losses are
+// small next to the layers that produce their inputs, so one workgroup is not the bottleneck.
+//
+// The gradients take g[1], the upstream gradient of the loss (1 for a plain training step), as
+// a tensor so a graph can chain them without a host round trip.
+//
+// Class labels out of range (>= classes) cannot be reported from here: such a row contributes 0
+// to the loss and gets a zero gradient (nothing is read out of bounds). Callers validate labels
+// on the host when they upload them (kernels::loss::upload_labels, cpu::loss::check_labels).
+//
+// Bindings: 1 = y / logits, 2 = targets (MSE) / labels (cross-entropy),
+//           3 = loss out[1] (forward) / g[1] (backward), 4 = gradient (backward).
+
+struct Params {
+    n: u32,        // MSE: elements; cross-entropy: rows (batch)
+    classes: u32,  // cross-entropy: columns of the logits
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> z: array<f32>; // y (MSE) or logits (cross-entropy)
+@group(0) @binding(2) var<storage, read> tgt: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(3) var<storage, read> g: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grad: array<f32>;
+
+const WG: u32 = 256u;
+var<workgroup> partial: array<f32, WG>;
+
+// Adds partial[0..WG] in a fixed tree order; every invocation must call it (it has barriers)
+// after storing its own partial sum, and every invocation gets the total.
+fn tree_sum(lid: u32) -> f32 {
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    return partial[0];
+}
+
+// out[0] = mean((y − t)²). One workgroup.
+@compute @workgroup_size(WG)
+fn mse_loss(@builtin(local_invocation_index) lid: u32) {
+    var acc = 0.0;
+    for (var i = lid; i < p.n; i += WG) {
+        let d = z[i] - tgt[i];
+        acc += d * d;
+    }
+    partial[lid] = acc;
+    let total = tree_sum(lid);
+    if lid == 0u {
+        loss[0] = total / f32(p.n);
+    }
+}
+
+// dy = 2(y − t)/numel · g[0]. One invocation per element.
+@compute @workgroup_size(WG)
+fn mse_loss_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    if i >= p.n {
+        return;
+    }
+    grad[i] = 2.0 * (z[i] - tgt[i]) / f32(p.n) * g[0];
+}
+
+// Row max and Σ exp(z − max) of one row of the logits: subtracting the max keeps every exp ≤ 1.
+fn row_stats(base: u32) -> vec2<f32> {
+    var m = z[base];
+    for (var k = 1u; k < p.classes; k++) {
+        m = max(m, z[base + k]);
+    }
+    var s = 0.0;
+    for (var k = 0u; k < p.classes; k++) {
+        s += exp(z[base + k] - m);
+    }
+    return vec2<f32>(m, s);
+}
+
+// out[0] = mean over rows of logsumexp(z) − z[label]. One workgroup.
+@compute @workgroup_size(WG)
+fn softmax_cross_entropy(@builtin(local_invocation_index) lid: u32) {
+    var acc = 0.0;
+    for (var r = lid; r < p.n; r += WG) {
+        let label = labels[r];
+        if label < p.classes {
+            let base = r * p.classes;
+            let st = row_stats(base);
+            // (max − z[label]) + log Σ: the difference first, so no large terms cancel.
+            acc += (st.x - z[base + label]) + log(st.y);
+        }
+    }
+    partial[lid] = acc;
+    let total = tree_sum(lid);
+    if lid == 0u {
+        loss[0] = total / f32(p.n);
+    }
+}
+
+// dz = (softmax(z) − onehot(label)) / rows · g[0]. One invocation per row.
+@compute @workgroup_size(WG)
+fn softmax_cross_entropy_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                                  @builtin(num_workgroups) nwg: vec3<u32>,
+                                  @builtin(local_invocation_index) lid: u32) {
+    let r = (wid.x + wid.y * nwg.x) * WG + lid;
+    if r >= p.n {
+        return;
+    }
+    let label = labels[r];
+    let valid = label < p.classes;
+    let base = r * p.classes;
+    let st = row_stats(base);
+    let scale = g[0] / f32(p.n);
+    for (var k = 0u; k < p.classes; k++) {
+        let softmax = exp(z[base + k] - st.x) / st.y;
+        let d = (softmax - select(0.0, 1.0, k == label)) * scale;
+        grad[base + k] = select(0.0, d, valid);
+    }
+}

@@ -1,1 +1,162 @@
-// placeholder until written
+// Elementwise kernels: activations and their gradients, add / sub / mul, scale, and the two bias
+// broadcasts (per channel of NCHW, per column of [rows, cols]).
+//
+// One invocation per element. The launcher dispatches a linear count of workgroups that it folds
+// into (x, y) to stay under the per-dimension limit, so every entry recovers the linear group
+// index as wid.x + wid.y * nwg.x and returns past the end (no barriers here, so returning early
+// is fine).
+//
+// Bindings (auto layout: each entry binds exactly the globals it uses):
+//   unary entries   (relu/leaky/sigmoid/tanh forward, scale):  1 = in1,        2 = out2
+//   binary entries  (backwards, add/sub/mul, bias adds):       1 = in1, 2 = in2, 3 = out3
+// in2 and out2 share binding 2 but never an entry point; wgpu compiles one entry point at a time.
+
+struct Params {
+    n: u32,        // elements
+    s: f32,        // leaky relu negative slope, or the scale factor
+    inner: u32,    // bias_add_channel: elements per (n, c) plane (product of spatial dims)
+    channels: u32, // bias length (bias_add_channel: C, bias_add_column: columns)
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> in1: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out2: array<f32>;
+@group(0) @binding(2) var<storage, read> in2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out3: array<f32>;
+
+// Invocations per workgroup; overridable so a launch can pick it per adapter (and so the tests
+// can cross the 65,535-workgroup limit cheaply with small groups).
+override WG: u32 = 256u;
+
+// The element this invocation owns, or n (out of range) past the end.
+fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    let group = wid.x + wid.y * nwg.x;
+    return group * WG + lid;
+}
+
+@compute @workgroup_size(WG)
+fn relu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    out2[i] = max(in1[i], 0.0);
+}
+
+// dx = dy where x > 0, else 0 (PyTorch: relu'(0) = 0). in1 = x, in2 = dy, out3 = dx.
+@compute @workgroup_size(WG)
+fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    out3[i] = select(0.0, in2[i], in1[i] > 0.0);
+}
+
+@compute @workgroup_size(WG)
+fn leaky_relu_forward(@builtin(workgroup_id) wid: vec3<u32>,
+                      @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    let x = in1[i];
+    out2[i] = select(p.s * x, x, x > 0.0);
+}
+
+// dx = dy where x > 0, else slope·dy (PyTorch's leaky_relu_backward, slope at 0 included).
+@compute @workgroup_size(WG)
+fn leaky_relu_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    let dy = in2[i];
+    out3[i] = select(p.s * dy, dy, in1[i] > 0.0);
+}
+
+@compute @workgroup_size(WG)
+fn sigmoid_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    // exp(-x) overflows to +inf for x < -88, giving 1/inf = 0: the right limit, no NaN.
+    out2[i] = 1.0 / (1.0 + exp(-in1[i]));
+}
+
+// Takes the forward output y (cheaper than recomputing σ(x)): dx = dy·y·(1 − y).
+@compute @workgroup_size(WG)
+fn sigmoid_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    let y = in1[i];
+    out3[i] = in2[i] * y * (1.0 - y);
+}
+
+@compute @workgroup_size(WG)
+fn tanh_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    // Some backends build tanh from exp(2x) and return NaN once that overflows (|x| > ~44).
+    // tanh(±10) already rounds to ±1 in f32, so clamping changes no result and avoids that.
+    out2[i] = tanh(clamp(in1[i], -10.0, 10.0));
+}
+
+// Takes the forward output y: dx = dy·(1 − y²).
+@compute @workgroup_size(WG)
+fn tanh_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    let y = in1[i];
+    out3[i] = in2[i] * (1.0 - y * y);
+}
+
+@compute @workgroup_size(WG)
+fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    out3[i] = in1[i] + in2[i];
+}
+
+@compute @workgroup_size(WG)
+fn sub(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    out3[i] = in1[i] - in2[i];
+}
+
+@compute @workgroup_size(WG)
+fn mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    out3[i] = in1[i] * in2[i];
+}
+
+@compute @workgroup_size(WG)
+fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    out2[i] = p.s * in1[i];
+}
+
+// x [N, C, spatial...] + b[C] (in2) broadcast over batch and spatial positions.
+@compute @workgroup_size(WG)
+fn bias_add_channel(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    out3[i] = in1[i] + in2[(i / p.inner) % p.channels];
+}
+
+// x [rows, cols] + b[cols] (in2) broadcast over rows.
+@compute @workgroup_size(WG)
+fn bias_add_column(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    out3[i] = in1[i] + in2[i % p.channels];
+}

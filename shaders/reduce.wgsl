@@ -1,1 +1,80 @@
-// placeholder until written
+// Sum or mean over a chosen set of axes of a contiguous tensor of rank ≤ 4 (shapes padded with
+// leading 1s): axes {0,2,3} of NCHW for a conv bias gradient, {0} of [B, F] for a Linear bias
+// gradient, every axis for a scalar.
+//
+// Deterministic, no atomics: one workgroup per output element. Its invocations stride over the
+// reduced index space (adjacent invocations read adjacent reduced elements, so the common case of
+// reducing the innermost axes reads memory contiguously), then add their partial sums in a fixed
+// tree order in workgroup memory. Same input, same adapter, same bits.
+//
+// The output count is dispatched as a linear workgroup count folded into (x, y); groups past the
+// end still run every barrier (with nothing to add) and only skip the store, so no return ever
+// precedes a barrier.
+
+struct Params {
+    out_dims: vec4<u32>,  // padded input dims with the reduced axes set to 1
+    red_dims: vec4<u32>,  // padded input dims with the kept axes set to 1
+    strides: vec4<u32>,   // element strides of the padded input
+    out_count: u32,       // product of out_dims
+    red_count: u32,       // product of red_dims
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+// Invocations per output element: 64 keeps the tree at six barriers, which matters on lavapipe
+// where barriers are expensive, and covers the short reductions (a batch of 64) in one pass.
+const WG: u32 = 64u;
+var<workgroup> partial: array<f32, WG>;
+
+// Offset in x of index i of the row-major index space `d` (a sub-space of the padded input whose
+// other axes have size 1, so they contribute nothing).
+fn offset(i: u32, d: vec4<u32>) -> u32 {
+    let s = p.strides;
+    var r = i;
+    var off = (r % d.w) * s.w;
+    r /= d.w;
+    off += (r % d.z) * s.z;
+    r /= d.z;
+    off += (r % d.y) * s.y;
+    r /= d.y;
+    return off + r * s.x;
+}
+
+fn reduce(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, mean: bool) {
+    let g = wid.x + wid.y * nwg.x;
+    let in_range = g < p.out_count;
+    let base = select(0u, offset(g, p.out_dims), in_range);
+    let n = select(0u, p.red_count, in_range);
+    var acc = 0.0;
+    for (var r = lid; r < n; r += WG) {
+        acc += x[base + offset(r, p.red_dims)];
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if lid < s {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if in_range && lid == 0u {
+        let total = partial[0];
+        y[g] = select(total, total / f32(p.red_count), mean);
+    }
+}
+
+@compute @workgroup_size(WG)
+fn reduce_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    reduce(wid, nwg, lid, false);
+}
+
+@compute @workgroup_size(WG)
+fn reduce_mean(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    reduce(wid, nwg, lid, true);
+}

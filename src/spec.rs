@@ -169,3 +169,99 @@ impl MatmulSpec {
         Ok(())
     }
 }
+
+use crate::shape::Shape;
+
+/// A sum or mean over `axes` of a contiguous tensor of `shape` (rank ≤ 4). The output keeps the
+/// other axes in order (`[1]` when every axis is reduced): axes `{0, 2, 3}` of NCHW give `[C]`
+/// (a conv bias gradient), axis `{0}` of `[B, F]` gives `[F]` (a Linear bias gradient).
+///
+/// An empty `axes` reduces nothing (the output is a copy), as numpy's `axis=()`; PyTorch's
+/// `dim=[]`, which sums everything, is spelled here by listing every axis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReduceSpec {
+    pub shape: Shape,
+    /// Axes to reduce, each `< shape.rank()`, no repeats, any order.
+    pub axes: Vec<usize>,
+}
+
+impl ReduceSpec {
+    /// The largest rank the reduce kernels take (shapes are padded with leading 1s to it).
+    pub const MAX_RANK: usize = 4;
+
+    /// A checked spec (errors name the op `reduce`).
+    pub fn new(shape: impl Into<Shape>, axes: &[usize]) -> Result<Self> {
+        let spec = ReduceSpec {
+            shape: shape.into(),
+            axes: axes.to_vec(),
+        };
+        spec.check("reduce")?;
+        Ok(spec)
+    }
+
+    /// Fails, naming `op`, unless the rank is at most 4, the tensor has elements, and every axis
+    /// is in range and listed once.
+    pub fn check(&self, op: &str) -> Result<()> {
+        let (shape, axes) = (&self.shape, &self.axes);
+        if shape.rank() > Self::MAX_RANK {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "shape {shape} has rank {}, at most 4 is supported",
+                    shape.rank()
+                ),
+            ));
+        }
+        crate::shape::nonempty(op, "input", shape)?;
+        for (i, &a) in axes.iter().enumerate() {
+            if a >= shape.rank() {
+                return Err(Error::invalid(
+                    op,
+                    format!("axis {a} of {axes:?} is out of range for shape {shape}"),
+                ));
+            }
+            if axes[..i].contains(&a) {
+                return Err(Error::invalid(
+                    op,
+                    format!("axis {a} is listed twice in {axes:?} (shape {shape})"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether axis `i` is reduced.
+    pub fn reduces(&self, i: usize) -> bool {
+        self.axes.contains(&i)
+    }
+
+    /// The kept dimensions in order, or `[1]` when every axis is reduced.
+    pub fn out_shape(&self) -> Shape {
+        let kept: Vec<usize> = (0..self.shape.rank())
+            .filter(|&i| !self.reduces(i))
+            .map(|i| self.shape.dim(i))
+            .collect();
+        if kept.is_empty() {
+            Shape::new([1])
+        } else {
+            Shape::new(kept)
+        }
+    }
+
+    /// How many input elements each output element sums (the divisor of a mean).
+    pub fn reduced_count(&self) -> usize {
+        self.axes.iter().map(|&a| self.shape.dim(a)).product()
+    }
+
+    /// The shape padded to rank 4 with leading 1s, and which of those four axes are reduced.
+    pub fn padded(&self) -> ([usize; 4], [bool; 4]) {
+        let pad = Self::MAX_RANK - self.shape.rank();
+        let mut dims = [1; 4];
+        let mut reduced = [false; 4];
+        for i in 0..self.shape.rank() {
+            dims[pad + i] = self.shape.dim(i);
+            reduced[pad + i] = self.reduces(i);
+        }
+        (dims, reduced)
+    }
+}

@@ -3,4 +3,7 @@
 
 pub mod conv;
 pub mod im2col;
+pub mod loss;
 pub mod matmul;
+pub mod pointwise;
+pub mod reduce;

@@ -5,4 +5,7 @@ mod common;
 mod conv;
 mod errors;
 mod im2col;
+mod loss;
 mod matmul;
+mod pointwise;
+mod reduce;

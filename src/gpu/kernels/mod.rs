@@ -5,4 +5,7 @@
 //! [`GpuContext::run`]: crate::gpu::GpuContext::run
 
 pub mod im2col;
+pub mod loss;
 pub mod matmul;
+pub mod pointwise;
+pub mod reduce;

@@ -1,0 +1,156 @@
+//! Launchers for shaders/loss.wgsl, validated as the CPU twins in [`crate::cpu::loss`] are.
+//!
+//! Labels live on the GPU, where a launcher cannot read them, so their range is checked when
+//! they are uploaded: use [`upload_labels`]. A label that is out of range anyway (written by
+//! other means) is ignored by the kernels: its row adds 0 to the loss and gets a zero gradient.
+
+use crate::cpu::loss::{check_labels, check_logits, check_scalar};
+use crate::cpu::pointwise::check_binary;
+use crate::error::{Error, Result};
+use crate::gpu::kernels::pointwise::{check_f32, count};
+use crate::gpu::{DType, GpuContext, GpuTensor, Launch, Workgroups, shaders};
+use crate::shape::same;
+
+/// Invocations per workgroup of every loss entry (the shader's `WG`).
+const WORKGROUP: u64 = 256;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    classes: u32,
+    _pad: [u32; 2],
+}
+
+/// `n` is the element count (MSE) or the row count (cross-entropy) of `x`.
+fn params(op: &str, x: &GpuTensor, n: usize, classes: usize) -> Result<Params> {
+    count(op, &format!("{} {}", x.label, x.shape), x.numel())?;
+    Ok(Params {
+        n: n as u32,
+        classes: classes as u32,
+        _pad: [0; 2],
+    })
+}
+
+/// Checks `labels` against `classes`, then uploads them as a u32 tensor `[labels.len()]`.
+pub fn upload_labels(
+    ctx: &GpuContext,
+    name: &str,
+    labels: &[u32],
+    classes: usize,
+) -> Result<GpuTensor> {
+    check_labels(labels, classes)?;
+    ctx.upload_labels(name, labels)
+}
+
+fn check_mse(op: &str, y: &GpuTensor, t: &GpuTensor) -> Result<()> {
+    check_binary(op, "y", &y.shape, "target", &t.shape)?;
+    check_f32(op, "y", y)?;
+    check_f32(op, "target", t)
+}
+
+fn check_cross_entropy(op: &str, logits: &GpuTensor, labels: &GpuTensor) -> Result<(usize, usize)> {
+    let dims = check_logits(op, &logits.shape, labels.numel())?;
+    check_f32(op, "logits", logits)?;
+    if labels.dtype != DType::U32 || labels.shape.rank() != 1 {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "labels ({} {}) must be a u32 vector (upload them with upload_labels), got {:?}",
+                labels.label, labels.shape, labels.dtype
+            ),
+        ));
+    }
+    Ok(dims)
+}
+
+fn check_scalar_f32(op: &str, name: &str, t: &GpuTensor) -> Result<()> {
+    check_scalar(op, name, &t.shape)?;
+    check_f32(op, name, t)
+}
+
+/// `out[0] = mean((y − t)²)`, in one workgroup.
+pub fn mse_loss(ctx: &GpuContext, y: &GpuTensor, t: &GpuTensor, out: &GpuTensor) -> Result<Launch> {
+    let op = "mse_loss";
+    check_mse(op, y, t)?;
+    check_scalar_f32(op, "output", out)?;
+    let p = params(op, y, y.numel(), 0)?;
+    ctx.launch(
+        shaders::LOSS,
+        op,
+        &[],
+        bytemuck::bytes_of(&p),
+        &[y, t, out],
+        Workgroups::Linear(1),
+    )
+}
+
+/// `dy = 2(y − t)/numel · g[0]`.
+pub fn mse_loss_backward(
+    ctx: &GpuContext,
+    y: &GpuTensor,
+    t: &GpuTensor,
+    g: &GpuTensor,
+    dy: &GpuTensor,
+) -> Result<Launch> {
+    let op = "mse_loss_backward";
+    check_mse(op, y, t)?;
+    check_scalar_f32(op, "g", g)?;
+    check_f32(op, "dy", dy)?;
+    same(op, "y", &y.shape, "dy", &dy.shape)?;
+    let p = params(op, y, y.numel(), 0)?;
+    ctx.launch(
+        shaders::LOSS,
+        op,
+        &[],
+        bytemuck::bytes_of(&p),
+        &[y, t, g, dy],
+        Workgroups::Linear((y.numel() as u64).div_ceil(WORKGROUP)),
+    )
+}
+
+/// `out[0]` = mean over rows of `logsumexp(z) − z[label]`, for logits `[B, K]` and u32 labels
+/// `[B]`, in one workgroup.
+pub fn softmax_cross_entropy(
+    ctx: &GpuContext,
+    logits: &GpuTensor,
+    labels: &GpuTensor,
+    out: &GpuTensor,
+) -> Result<Launch> {
+    let op = "softmax_cross_entropy";
+    let (rows, classes) = check_cross_entropy(op, logits, labels)?;
+    check_scalar_f32(op, "output", out)?;
+    let p = params(op, logits, rows, classes)?;
+    ctx.launch(
+        shaders::LOSS,
+        op,
+        &[],
+        bytemuck::bytes_of(&p),
+        &[logits, labels, out],
+        Workgroups::Linear(1),
+    )
+}
+
+/// `dz = (softmax(z) − onehot(label)) / B · g[0]`, one invocation per row.
+pub fn softmax_cross_entropy_backward(
+    ctx: &GpuContext,
+    logits: &GpuTensor,
+    labels: &GpuTensor,
+    g: &GpuTensor,
+    dz: &GpuTensor,
+) -> Result<Launch> {
+    let op = "softmax_cross_entropy_backward";
+    let (rows, classes) = check_cross_entropy(op, logits, labels)?;
+    check_scalar_f32(op, "g", g)?;
+    check_f32(op, "dz", dz)?;
+    same(op, "logits", &logits.shape, "dz", &dz.shape)?;
+    let p = params(op, logits, rows, classes)?;
+    ctx.launch(
+        shaders::LOSS,
+        op,
+        &[],
+        bytemuck::bytes_of(&p),
+        &[logits, labels, g, dz],
+        Workgroups::Linear((rows as u64).div_ceil(WORKGROUP)),
+    )
+}
