@@ -2,3 +2,4 @@
 //! accumulating in f64. The tests hold every GPU result to these.
 
 pub mod matmul;
+pub mod optim;

@@ -5,3 +5,4 @@
 //! [`GpuContext::run`]: crate::gpu::GpuContext::run
 
 pub mod matmul;
+pub mod optim;
