@@ -13,6 +13,7 @@
 //! | [`spec`] | kernel-call descriptions shared by both sides ([`MatmulSpec`], [`Activation`]) |
 //! | [`cpu`] | the reference: one function per GPU entry point, same name, f64 accumulation |
 //! | [`gpu`] | context (adapters, device), GPU tensors, pipelines, launches, one launcher per entry point |
+//! | [`optim_config`] | optimizer hyperparameters shared by both sides ([`SgdConfig`], [`AdamConfig`]) |
 //! | [`ops`] | composite ops built from kernels (conv2d, conv_transpose2d: forward and gradients) on both sides |
 //! | [`compare`] | tolerances and GPU-versus-CPU comparison reports |
 //!
@@ -23,12 +24,14 @@ pub mod cpu;
 pub mod error;
 pub mod gpu;
 pub mod ops;
+pub mod optim_config;
 pub mod shape;
 pub mod spec;
 pub mod tensor;
 
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuTensor};
+pub use optim_config::{AdamConfig, SgdConfig};
 pub use shape::{ConvParams, Shape};
 pub use spec::{Activation, BiasMode, MatmulSpec};
 pub use tensor::Tensor;

@@ -5,5 +5,6 @@ pub mod conv;
 pub mod im2col;
 pub mod loss;
 pub mod matmul;
+pub mod optim;
 pub mod pointwise;
 pub mod reduce;

@@ -7,5 +7,6 @@ mod errors;
 mod im2col;
 mod loss;
 mod matmul;
+mod optim;
 mod pointwise;
 mod reduce;

@@ -7,5 +7,6 @@
 pub mod im2col;
 pub mod loss;
 pub mod matmul;
+pub mod optim;
 pub mod pointwise;
 pub mod reduce;
