@@ -45,7 +45,8 @@ fn act(x: f32) -> f32 {
         case 1u: { return max(x, 0.0); }
         case 2u: { return select(p.slope * x, x, x > 0.0); }
         case 3u: { return 1.0 / (1.0 + exp(-x)); }
-        case 4u: { return tanh(x); }
+        // Clamped as in pointwise.wgsl: where tanh is built from exp, ±inf/inf would give NaN.
+        case 4u: { return tanh(clamp(x, -10.0, 10.0)); }
         default: { return x; }
     }
 }
