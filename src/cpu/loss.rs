@@ -126,20 +126,7 @@ mod tests {
     //! gradient g scales the analytic result.
 
     use super::*;
-
-    /// Central-difference gradient of the scalar `loss` at `x`, over the step actually taken
-    /// (x ± h rounded to f32).
-    fn numeric_grad(x: &Tensor, h: f32, loss: impl Fn(&Tensor) -> f64) -> Vec<f64> {
-        (0..x.numel())
-            .map(|i| {
-                let (mut plus, mut minus) = (x.clone(), x.clone());
-                plus.data[i] += h;
-                minus.data[i] -= h;
-                let step = plus.data[i] as f64 - minus.data[i] as f64;
-                (loss(&plus) - loss(&minus)) / step
-            })
-            .collect()
-    }
+    use crate::cpu::finite_diff::numeric_grad;
 
     fn assert_close(what: &str, analytic: &[f32], numeric: &[f64], g: f64) {
         for (i, (&a, &n)) in analytic.iter().zip(numeric).enumerate() {

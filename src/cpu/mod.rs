@@ -2,6 +2,8 @@
 //! accumulating in f64. The tests hold every GPU result to these.
 
 pub mod conv;
+#[cfg(test)]
+pub(crate) mod finite_diff;
 pub mod im2col;
 pub mod loss;
 pub mod matmul;

@@ -169,29 +169,7 @@ mod tests {
     //! `L(x) = Σ dy·f(x)`, `∂L/∂x_i = (L(x + h·e_i) − L(x − h·e_i)) / 2h` must equal `dx_i`.
 
     use super::*;
-
-    /// Central-difference gradient of `loss` at `x`, dividing by the step actually taken (x ± h
-    /// rounded to f32), so the only error left is the forward twin's own f32 rounding.
-    fn numeric_grad(x: &Tensor, h: f32, loss: impl Fn(&Tensor) -> f64) -> Vec<f64> {
-        (0..x.numel())
-            .map(|i| {
-                let (mut plus, mut minus) = (x.clone(), x.clone());
-                plus.data[i] += h;
-                minus.data[i] -= h;
-                let step = plus.data[i] as f64 - minus.data[i] as f64;
-                (loss(&plus) - loss(&minus)) / step
-            })
-            .collect()
-    }
-
-    /// `Σ dy·y` in f64.
-    fn dot(dy: &Tensor, y: &Tensor) -> f64 {
-        dy.data
-            .iter()
-            .zip(&y.data)
-            .map(|(&a, &b)| a as f64 * b as f64)
-            .sum()
-    }
+    use crate::cpu::finite_diff::{dot, numeric_grad};
 
     /// Inputs in [-2, 2) kept at least 0.05 from the kinks of relu and leaky relu at 0, so the
     /// ±h steps never cross them.

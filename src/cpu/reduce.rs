@@ -51,28 +51,8 @@ pub fn reduce_mean(spec: &ReduceSpec, x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::finite_diff::{dot, numeric_grad};
     use crate::cpu::pointwise::{bias_add_channel, bias_add_column};
-
-    /// Central-difference gradient of `loss` with respect to `b`, in f64 over the step taken.
-    fn numeric_grad(b: &Tensor, h: f32, loss: impl Fn(&Tensor) -> f64) -> Vec<f64> {
-        (0..b.numel())
-            .map(|i| {
-                let (mut plus, mut minus) = (b.clone(), b.clone());
-                plus.data[i] += h;
-                minus.data[i] -= h;
-                let step = plus.data[i] as f64 - minus.data[i] as f64;
-                (loss(&plus) - loss(&minus)) / step
-            })
-            .collect()
-    }
-
-    fn dot(a: &Tensor, b: &Tensor) -> f64 {
-        a.data
-            .iter()
-            .zip(&b.data)
-            .map(|(&u, &v)| u as f64 * v as f64)
-            .sum()
-    }
 
     /// The bias gradients of the two bias adds are these reductions of dy (the table in
     /// DESIGN.md: `db = Σ_{n,h,w} dY`), checked against finite differences of the forward twins.
