@@ -4,6 +4,14 @@ use crate::error::Result;
 use crate::spec::{BiasMode, MatmulSpec};
 
 /// `C[b] = act(op(A)[b] · op(B)[b] + bias)` as described by [`MatmulSpec`], accumulated in f64.
+///
+/// ```
+/// use wgrad::{MatmulSpec, cpu::matmul::matmul};
+/// // [[1,2],[3,4]]·[[5,6],[7,8]] = [[19,22],[43,50]] (by hand)
+/// let c = matmul(&MatmulSpec::new(2, 2, 2), &[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0], &[])?;
+/// assert_eq!(c, vec![19.0, 22.0, 43.0, 50.0]);
+/// # Ok::<(), wgrad::Error>(())
+/// ```
 pub fn matmul(spec: &MatmulSpec, a: &[f32], b: &[f32], bias: &[f32]) -> Result<Vec<f32>> {
     spec.check(a.len(), b.len(), bias.len(), spec.c_len())?;
     let (sa, sb) = spec.strides();
