@@ -47,6 +47,16 @@ pub enum Error {
     /// A file could not be read or written.
     #[error("{path}: {message}")]
     Io { path: String, message: String },
+
+    /// A data file, folder or checkpoint is malformed (wrong magic number, truncated, counts
+    /// that differ, a missing or misshapen tensor); `path` names the file and `message` the field.
+    #[error("{path}: {message}")]
+    Data { path: String, message: String },
+
+    /// A model or graph cannot be built as described: `layer` names the layer (or node) and
+    /// `message` the op and the shapes that do not fit.
+    #[error("{layer}: {message}")]
+    Model { layer: String, message: String },
 }
 
 impl Error {
@@ -54,6 +64,22 @@ impl Error {
     pub fn invalid(op: impl fmt::Display, message: impl fmt::Display) -> Self {
         Error::Invalid {
             op: op.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    /// A malformed-data error for the file at `path`.
+    pub fn data(path: impl fmt::Display, message: impl fmt::Display) -> Self {
+        Error::Data {
+            path: path.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    /// A model-building error for `layer`.
+    pub fn model(layer: impl fmt::Display, message: impl fmt::Display) -> Self {
+        Error::Model {
+            layer: layer.to_string(),
             message: message.to_string(),
         }
     }
