@@ -16,18 +16,26 @@
 //! | [`optim_config`] | optimizer hyperparameters shared by both sides ([`SgdConfig`], [`AdamConfig`]) |
 //! | [`ops`] | composite ops built from kernels (conv2d, conv_transpose2d: forward and gradients) on both sides |
 //! | [`compare`] | tolerances and GPU-versus-CPU comparison reports |
+//! | [`graph`] | graphs of kernel-sized ops, shape inference, autodiff, activation fusion, memory planning |
+//! | [`nn`] | layers with PyTorch's names and initialisation, the autoencoder config, optimizers |
+//! | [`exec`] | sessions (parameters + optimizer state on a device) and compiled programs that run graphs |
+//! | [`train`] | the autoencoder trainer: batches in, losses out, state for checkpoints |
 //!
 //! Shaders live in `shaders/*.wgsl` (one file per kernel family) and are embedded at build time.
 
 pub mod compare;
 pub mod cpu;
 pub mod error;
+pub mod exec;
 pub mod gpu;
+pub mod graph;
+pub mod nn;
 pub mod ops;
 pub mod optim_config;
 pub mod shape;
 pub mod spec;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuTensor};

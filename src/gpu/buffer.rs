@@ -70,7 +70,7 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 impl GpuContext {
     /// Checks a buffer size against the device's buffer and binding limits.
     pub fn check_size(&self, op: &str, what: &str, bytes: u64) -> Result<()> {
-        let limit = self.limits.max_storage_buffer_binding_size as u64;
+        let limit = self.limits.max_storage_buffer_binding_size;
         if bytes > limit {
             return Err(Error::Limit {
                 op: op.into(),

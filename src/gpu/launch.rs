@@ -43,6 +43,27 @@ impl Launch {
     }
 }
 
+impl Launch {
+    /// Overwrites the launch's uniform parameters (the same struct it was built with, e.g. an
+    /// optimizer's next step) before the next submission; allocates nothing on the device.
+    pub fn write_params(&self, ctx: &GpuContext, params: &[u8]) -> Result<()> {
+        let mut bytes = params.to_vec();
+        bytes.resize(bytes.len().div_ceil(16).max(1) * 16, 0);
+        if bytes.len() as u64 != self.params.size() {
+            return Err(Error::invalid(
+                &self.label,
+                format!(
+                    "new parameters are {} bytes, the launch's are {}",
+                    bytes.len(),
+                    self.params.size()
+                ),
+            ));
+        }
+        ctx.queue.write_buffer(&self.params, 0, &bytes);
+        Ok(())
+    }
+}
+
 /// Folds a linear workgroup count into the smallest (x, y) grid with x ≤ `max`.
 pub fn fold_workgroups(op: &str, total: u64, max: u32) -> Result<[u32; 3]> {
     let max64 = max as u64;
@@ -109,7 +130,7 @@ impl GpuContext {
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(&format!("{entry} params")),
                 contents: &bytes,
-                usage: wgpu::BufferUsages::UNIFORM,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             });
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,

@@ -1,19 +1,19 @@
 //! Shared by every GPU-versus-CPU test: one context per adapter on the machine (opened once per
 //! test binary), and a checker that prints one line per comparison and fails with the report.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use wgrad::compare::{Tolerance, compare};
 use wgrad::{GpuContext, Tensor};
 
-static CONTEXTS: OnceLock<Vec<GpuContext>> = OnceLock::new();
+static CONTEXTS: OnceLock<Vec<Arc<GpuContext>>> = OnceLock::new();
 
 /// Every adapter of the machine. With `CI=true`, finding none is a failure, never a skip.
-pub fn contexts() -> &'static [GpuContext] {
+pub fn contexts() -> &'static [Arc<GpuContext>] {
     CONTEXTS.get_or_init(|| {
         let mut out = Vec::new();
         for c in GpuContext::all() {
             match c {
-                Ok(c) => out.push(c),
+                Ok(c) => out.push(Arc::new(c)),
                 Err(e) => eprintln!("skipping an adapter that would not open: {e}"),
             }
         }

@@ -10,3 +10,4 @@ mod matmul;
 mod optim;
 mod pointwise;
 mod reduce;
+mod train;

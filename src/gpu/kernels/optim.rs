@@ -1,9 +1,10 @@
 //! Launchers for shaders/optim.wgsl: in-place optimizer steps (SGD, Adam, AdamW), one element
 //! per invocation, 64 per workgroup.
 //!
-//! A launch bakes in its step number (the first-step flag and the bias corrections are uniforms
-//! computed on the host in f64), so a training loop builds the launch for each step; the
-//! pipeline is cached, so that costs a small uniform buffer and a bind group.
+//! A launch is built for one step number (the first-step flag and the bias corrections are
+//! uniforms computed on the host in f64); a training loop builds it once and rewrites its
+//! uniforms before each step with [`sgd_uniforms`] / [`adam_uniforms`] and
+//! [`Launch::write_params`], so a step allocates nothing.
 
 use crate::error::{Error, Result};
 use crate::gpu::{DType, GpuContext, GpuTensor, Launch, Workgroups, shaders};
@@ -74,6 +75,49 @@ fn linear(n: u32) -> Workgroups {
     Workgroups::Linear((n as u64).div_ceil(WORKGROUP_SIZE))
 }
 
+/// The uniforms of an `sgd_step` launch over `n` elements at `step`. An executor that builds the
+/// launch once rewrites these before each step ([`Launch::write_params`]).
+pub fn sgd_uniforms(config: &SgdConfig, step: u64, n: u32) -> Vec<u8> {
+    let params = SgdParams {
+        n,
+        lr: config.lr as f32,
+        momentum: config.momentum as f32,
+        one_minus_dampening: (1.0 - config.dampening) as f32,
+        weight_decay: config.weight_decay as f32,
+        use_momentum: config.uses_momentum() as u32,
+        first_step: (step == 1) as u32,
+        nesterov: config.nesterov as u32,
+    };
+    bytemuck::bytes_of(&params).to_vec()
+}
+
+/// The uniforms of an `adam_step` (or, when `decoupled`, `adamw_step`) launch over `n` elements
+/// at `step`: the bias corrections are computed here in f64.
+pub fn adam_uniforms(decoupled: bool, config: &AdamConfig, step: u64, n: u32) -> Vec<u8> {
+    let (b1, b2) = config.betas;
+    let (bc1, bc2) = config.bias_corrections(step);
+    let wd = config.weight_decay;
+    let params = AdamParams {
+        n,
+        beta1: b1 as f32,
+        one_minus_beta1: (1.0 - b1) as f32,
+        beta2: b2 as f32,
+        one_minus_beta2: (1.0 - b2) as f32,
+        step_size: (config.lr / bc1) as f32,
+        bc2_sqrt: bc2.sqrt() as f32,
+        eps: config.eps as f32,
+        l2: if decoupled { 0.0 } else { wd as f32 },
+        decay: if decoupled {
+            (1.0 - config.lr * wd) as f32
+        } else {
+            1.0
+        },
+        _pad0: 0,
+        _pad1: 0,
+    };
+    bytemuck::bytes_of(&params).to_vec()
+}
+
 /// One `torch.optim.SGD` step on `param` in place (see [`SgdConfig`]). `momentum_buf` is
 /// required when `config.momentum != 0`: it is overwritten with `d` at `step == 1` (its earlier
 /// contents are ignored) and updated in place after that.
@@ -102,16 +146,7 @@ pub fn sgd_step(
         ));
     }
     let n = count(op, param)?;
-    let params = SgdParams {
-        n,
-        lr: config.lr as f32,
-        momentum: config.momentum as f32,
-        one_minus_dampening: (1.0 - config.dampening) as f32,
-        weight_decay: config.weight_decay as f32,
-        use_momentum: config.uses_momentum() as u32,
-        first_step: (step == 1) as u32,
-        nesterov: config.nesterov as u32,
-    };
+    let params = sgd_uniforms(config, step, n);
     // The shader binds a buffer either way; without momentum it never touches it.
     let dummy;
     let buf = match momentum_buf {
@@ -125,7 +160,7 @@ pub fn sgd_step(
         shaders::OPTIM,
         "sgd_step",
         &[],
-        bytemuck::bytes_of(&params),
+        &params,
         &[param, grad, buf],
         linear(n),
     )
@@ -180,33 +215,12 @@ fn adam_like(
         ],
     )?;
     let n = count(op, param)?;
-    let decoupled = op == "adamw_step";
-    let (b1, b2) = config.betas;
-    let (bc1, bc2) = config.bias_corrections(step);
-    let wd = config.weight_decay;
-    let params = AdamParams {
-        n,
-        beta1: b1 as f32,
-        one_minus_beta1: (1.0 - b1) as f32,
-        beta2: b2 as f32,
-        one_minus_beta2: (1.0 - b2) as f32,
-        step_size: (config.lr / bc1) as f32,
-        bc2_sqrt: bc2.sqrt() as f32,
-        eps: config.eps as f32,
-        l2: if decoupled { 0.0 } else { wd as f32 },
-        decay: if decoupled {
-            (1.0 - config.lr * wd) as f32
-        } else {
-            1.0
-        },
-        _pad0: 0,
-        _pad1: 0,
-    };
+    let params = adam_uniforms(op == "adamw_step", config, step, n);
     ctx.launch(
         shaders::OPTIM,
         op,
         &[],
-        bytemuck::bytes_of(&params),
+        &params,
         &[param, grad, m, v],
         linear(n),
     )

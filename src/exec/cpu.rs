@@ -1,0 +1,58 @@
+//! The CPU reference executor: every node evaluated by the CPU twin of its kernel
+//! ([`crate::cpu`]), in f64 where they sum. Slow, simple, and what the GPU is held to.
+
+use crate::cpu;
+use crate::error::{Error, Result};
+use crate::graph::{Node, Op};
+use crate::spec::Activation;
+use crate::tensor::Tensor;
+
+/// Class labels are kept on the CPU side as f32 values (exact below 2²⁴).
+pub(crate) fn labels_of(t: &Tensor) -> Vec<u32> {
+    t.data.iter().map(|&v| v as u32).collect()
+}
+
+/// The value of `node` from the values of its inputs.
+pub(crate) fn eval(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
+    let x = |i: usize| inputs[i];
+    let shaped = |data: Vec<f32>| Tensor::new(node.shape.clone(), data);
+    match &node.op {
+        Op::Input | Op::Labels | Op::Param => Err(Error::invalid(
+            &node.name,
+            "a fed or stored value has no kernel (the executor provides it)",
+        )),
+        Op::Const(t) => Ok((**t).clone()),
+        Op::Im2col(g) => shaped(cpu::im2col::im2col(g, &x(0).data)?),
+        Op::Col2im(g) => match inputs.get(1) {
+            Some(b) => shaped(cpu::im2col::col2im_bias(g, &x(0).data, &b.data)?),
+            None => shaped(cpu::im2col::col2im(g, &x(0).data)?),
+        },
+        Op::Matmul(spec) => {
+            let bias = inputs.get(2).map_or(&[][..], |b| &b.data[..]);
+            shaped(cpu::matmul::matmul(spec, &x(0).data, &x(1).data, bias)?)
+        }
+        Op::Activation(act) => match act {
+            Activation::None => Ok(x(0).clone()),
+            Activation::Relu => cpu::pointwise::relu_forward(x(0)),
+            Activation::LeakyRelu(s) => cpu::pointwise::leaky_relu_forward(*s, x(0)),
+            Activation::Sigmoid => cpu::pointwise::sigmoid_forward(x(0)),
+            Activation::Tanh => cpu::pointwise::tanh_forward(x(0)),
+        },
+        Op::ActivationGrad(act) => match act {
+            Activation::None => Ok(x(1).clone()),
+            Activation::Relu => cpu::pointwise::relu_backward(x(0), x(1)),
+            Activation::LeakyRelu(s) => cpu::pointwise::leaky_relu_backward(*s, x(0), x(1)),
+            Activation::Sigmoid => cpu::pointwise::sigmoid_backward(x(0), x(1)),
+            Activation::Tanh => cpu::pointwise::tanh_backward(x(0), x(1)),
+        },
+        Op::Add => cpu::pointwise::add(x(0), x(1)),
+        Op::Scale(s) => cpu::pointwise::scale(*s, x(0)),
+        Op::Reshape => shaped(x(0).data.clone()),
+        Op::MseLoss => cpu::loss::mse_loss(x(0), x(1)),
+        Op::MseLossGrad => cpu::loss::mse_loss_backward(x(0), x(1), x(2)),
+        Op::CrossEntropy => cpu::loss::softmax_cross_entropy(x(0), &labels_of(x(1))),
+        Op::CrossEntropyGrad => {
+            cpu::loss::softmax_cross_entropy_backward(x(0), &labels_of(x(1)), x(2))
+        }
+    }
+}

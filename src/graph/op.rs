@@ -1,0 +1,85 @@
+//! The op set of a graph. Forward and backward passes use the same ops, so the backward pass
+//! needs no executor of its own: every op here runs on the CPU reference and on the GPU, and the
+//! tests that hold one to the other cover the gradients too.
+//!
+//! Ops are kernel-sized on purpose: a conv2d is an [`Op::Im2col`] and an [`Op::Matmul`], so
+//! autodiff needs one rule per kernel, and the im2col columns are ordinary tensors that the
+//! memory planner reuses like any other.
+
+use crate::shape::ConvGeometry;
+use crate::spec::{Activation, MatmulSpec};
+use crate::tensor::Tensor;
+use std::sync::Arc;
+
+/// One node's operation. Inputs are listed in the order given.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// f32 data written before each run (a batch of images). No inputs.
+    Input,
+    /// u32 class labels written before each run, shape `[N]`. No inputs.
+    Labels,
+    /// A named, persistent parameter (its name is the node's name). No inputs.
+    Param,
+    /// A constant known when the graph is built (ones vectors for bias gradients, the loss seed).
+    Const(Arc<Tensor>),
+    /// `[image] → cols`: `[N, C, H, W] → [N, C·kh·kw, OH·OW]`.
+    Im2col(ConvGeometry),
+    /// `[cols]` or `[cols, bias]` → image: the adjoint of im2col, plus a per-channel bias.
+    Col2im(ConvGeometry),
+    /// `[a, b]` or `[a, b, bias]` → `act(op(a)·op(b) + bias)` as the spec describes; the node's
+    /// shape is any shape with the spec's `c_len()` elements.
+    Matmul(MatmulSpec),
+    /// `[x] → act(x)`, elementwise.
+    Activation(Activation),
+    /// `[v, dy] → dx`, the activation's gradient: `v` is the activation's input for ReLU and
+    /// LeakyReLU and its output for Sigmoid and Tanh (what the kernels take).
+    ActivationGrad(Activation),
+    /// `[a, b] → a + b`, same shapes.
+    Add,
+    /// `[x] → s·x`.
+    Scale(f32),
+    /// `[x] →` the same elements under the node's shape (a view: no copy, no kernel).
+    Reshape,
+    /// `[y, target] → [mean((y − target)²)]`.
+    MseLoss,
+    /// `[y, target, g] → 2(y − target)/numel · g`.
+    MseLossGrad,
+    /// `[logits, labels] → [mean cross-entropy of softmax(logits)]`.
+    CrossEntropy,
+    /// `[logits, labels, g] → (softmax(logits) − onehot(labels))/N · g`.
+    CrossEntropyGrad,
+}
+
+impl Op {
+    /// A short name for labels and error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Labels => "labels",
+            Op::Param => "param",
+            Op::Const(_) => "const",
+            Op::Im2col(_) => "im2col",
+            Op::Col2im(_) => "col2im",
+            Op::Matmul(_) => "matmul",
+            Op::Activation(_) => "activation",
+            Op::ActivationGrad(_) => "activation_grad",
+            Op::Add => "add",
+            Op::Scale(_) => "scale",
+            Op::Reshape => "reshape",
+            Op::MseLoss => "mse_loss",
+            Op::MseLossGrad => "mse_loss_grad",
+            Op::CrossEntropy => "cross_entropy",
+            Op::CrossEntropyGrad => "cross_entropy_grad",
+        }
+    }
+
+    /// Whether the node's value comes from outside the graph's kernels (fed, stored, constant).
+    pub fn is_leaf(&self) -> bool {
+        matches!(self, Op::Input | Op::Labels | Op::Param | Op::Const(_))
+    }
+
+    /// Whether the node shares its input's storage instead of owning a buffer.
+    pub fn is_view(&self) -> bool {
+        matches!(self, Op::Reshape)
+    }
+}

@@ -1,0 +1,173 @@
+//! The convolutional autoencoder: a config (encoder and decoder layer lists, the image shape),
+//! its default preset, and the checks that refuse a config whose layers do not fit.
+
+use super::layer::{Layer, ParamSpec};
+use super::sequential::Sequential;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, NodeId};
+use crate::shape::Shape;
+use serde::{Deserialize, Serialize};
+
+/// An autoencoder for `[channels, height, width]` images: `decoder(encoder(x))` must give back
+/// the image's shape, and the encoder's output is the code.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AutoencoderConfig {
+    /// `[channels, height, width]` of one image.
+    pub image: [usize; 3],
+    pub encoder: Vec<Layer>,
+    pub decoder: Vec<Layer>,
+}
+
+/// The two halves as PyTorch would hold them, plus the nodes of one forward pass.
+#[derive(Clone, Debug)]
+pub struct AutoencoderNodes {
+    pub input: NodeId,
+    pub code: NodeId,
+    pub reconstruction: NodeId,
+}
+
+impl Default for AutoencoderConfig {
+    /// The default preset: 28×28 single-channel images, a 32-value code.
+    fn default() -> Self {
+        AutoencoderConfig::preset_layers(1, 28, 32, [16, 32])
+    }
+}
+
+impl AutoencoderConfig {
+    /// The preset family: two stride-2 convolutions (`widths` channels), a Linear to `code`
+    /// values, and the mirror image back, ending in a Sigmoid. `size` must halve evenly twice.
+    pub fn preset(channels: usize, size: usize, code: usize, widths: [usize; 2]) -> Result<Self> {
+        let layer = "autoencoder preset";
+        if size == 0 || !size.is_multiple_of(4) {
+            return Err(Error::model(
+                layer,
+                format!(
+                    "image size {size} cannot go through the two stride-2 convolutions and back: \
+                     it must be a multiple of 4 (e.g. 28 → 14 → 7 → 14 → 28)"
+                ),
+            ));
+        }
+        if channels == 0 || code == 0 || widths.contains(&0) {
+            return Err(Error::model(
+                layer,
+                format!("channels {channels}, code {code} and widths {widths:?} must be non-zero"),
+            ));
+        }
+        let config = Self::preset_layers(channels, size, code, widths);
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The preset's layers, unchecked.
+    fn preset_layers(channels: usize, size: usize, code: usize, widths: [usize; 2]) -> Self {
+        let [w1, w2] = widths;
+        let s = size / 4;
+        let flat = w2 * s * s;
+        let conv = |i, o| Layer::Conv2d {
+            in_channels: i,
+            out_channels: o,
+            kernel_size: 3,
+            stride: 2,
+            padding: 1,
+        };
+        let deconv = |i, o| Layer::ConvTranspose2d {
+            in_channels: i,
+            out_channels: o,
+            kernel_size: 3,
+            stride: 2,
+            padding: 1,
+            output_padding: 1,
+        };
+        AutoencoderConfig {
+            image: [channels, size, size],
+            encoder: vec![
+                conv(channels, w1),
+                Layer::ReLU,
+                conv(w1, w2),
+                Layer::ReLU,
+                Layer::Flatten,
+                Layer::Linear {
+                    in_features: flat,
+                    out_features: code,
+                },
+            ],
+            decoder: vec![
+                Layer::Linear {
+                    in_features: code,
+                    out_features: flat,
+                },
+                Layer::ReLU,
+                Layer::Unflatten { dims: vec![w2, s, s] },
+                deconv(w2, w1),
+                Layer::ReLU,
+                deconv(w1, channels),
+                Layer::Sigmoid,
+            ],
+        }
+    }
+
+    pub fn encoder(&self) -> Sequential {
+        Sequential::new("encoder", self.encoder.clone())
+    }
+    pub fn decoder(&self) -> Sequential {
+        Sequential::new("decoder", self.decoder.clone())
+    }
+
+    /// Every parameter, encoder then decoder, in state_dict order.
+    pub fn params(&self) -> Vec<ParamSpec> {
+        let mut p = self.encoder().params();
+        p.extend(self.decoder().params());
+        p
+    }
+
+    /// Adds the forward pass for a batch of `batch` images to `g`.
+    pub fn forward(&self, g: &mut Graph, batch: usize) -> Result<AutoencoderNodes> {
+        let [c, h, w] = self.image;
+        let input = g.input("images", [batch, c, h, w]);
+        let code = self.encoder().forward(g, input)?;
+        let reconstruction = self.decoder().forward(g, code)?;
+        let (got, want) = (g.shape(reconstruction).clone(), g.shape(input).clone());
+        if got != want {
+            let last = self.decoder.len().saturating_sub(1);
+            return Err(Error::model(
+                format!("decoder.{last}"),
+                format!("the decoder gives {got} but the images are {want}: the reconstruction must have the input's shape"),
+            ));
+        }
+        Ok(AutoencoderNodes {
+            input,
+            code,
+            reconstruction,
+        })
+    }
+
+    /// The shape of one image's code.
+    pub fn code_shape(&self) -> Result<Shape> {
+        let mut g = Graph::new();
+        let n = self.forward(&mut g, 1)?;
+        Ok(Shape::new(g.shape(n.code).dims()[1..].to_vec()))
+    }
+
+    /// Checks that every layer fits the one before it and the output matches the input.
+    pub fn check(&self) -> Result<()> {
+        if self.image.contains(&0) {
+            return Err(Error::model(
+                "autoencoder",
+                format!("image shape {:?} has a zero", self.image),
+            ));
+        }
+        self.forward(&mut Graph::new(), 1).map(|_| ())
+    }
+
+    /// Parses a TOML config (see README), checking it.
+    pub fn from_toml(text: &str, path: &str) -> Result<Self> {
+        let config: AutoencoderConfig =
+            toml::from_str(text).map_err(|e| Error::data(path, e.to_string().trim()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,182 @@
+//! Layers, as a config names them (TOML-friendly, PyTorch's argument names), and what each adds
+//! to a graph.
+
+use crate::error::Result;
+use crate::graph::{Graph, NodeId};
+use crate::shape::{ConvParams, Shape};
+use crate::spec::Activation;
+use serde::{Deserialize, Serialize};
+
+/// One layer of a sequential model, with PyTorch's meaning and argument names. Square kernels,
+/// strides and paddings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Layer {
+    Conv2d {
+        in_channels: usize,
+        out_channels: usize,
+        kernel_size: usize,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        padding: usize,
+    },
+    ConvTranspose2d {
+        in_channels: usize,
+        out_channels: usize,
+        kernel_size: usize,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        padding: usize,
+        #[serde(default)]
+        output_padding: usize,
+    },
+    Linear {
+        in_features: usize,
+        out_features: usize,
+    },
+    ReLU,
+    LeakyReLU {
+        #[serde(default = "default_slope")]
+        negative_slope: f32,
+    },
+    Sigmoid,
+    Tanh,
+    Flatten,
+    /// `nn.Unflatten(1, dims)`.
+    Unflatten { dims: Vec<usize> },
+}
+
+fn one() -> usize {
+    1
+}
+fn default_slope() -> f32 {
+    0.01
+}
+
+/// How a parameter is initialised: uniform in `±bound`, `bound = 1/√fan_in`, which is what
+/// PyTorch's default `kaiming_uniform_(a=√5)` for weights and its bias rule both come to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSpec {
+    /// state_dict name, e.g. `encoder.0.weight`.
+    pub name: String,
+    pub shape: Shape,
+    pub bound: f32,
+}
+
+impl Layer {
+    /// The layer's parameters (weight, then bias), named `{prefix}.weight` and `{prefix}.bias`.
+    pub fn params(&self, prefix: &str) -> Vec<ParamSpec> {
+        // PyTorch's fan_in is weight.size(1) × the kernel area: `in` for Conv2d's
+        // [out, in, k, k] and Linear's [out, in], but `out` for ConvTranspose2d's [in, out, k, k].
+        let (weight, bias, fan_in): (Vec<usize>, usize, usize) = match *self {
+            Layer::Conv2d {
+                in_channels: i,
+                out_channels: o,
+                kernel_size: k,
+                ..
+            } => (vec![o, i, k, k], o, i * k * k),
+            Layer::ConvTranspose2d {
+                in_channels: i,
+                out_channels: o,
+                kernel_size: k,
+                ..
+            } => (vec![i, o, k, k], o, o * k * k),
+            Layer::Linear {
+                in_features: i,
+                out_features: o,
+            } => (vec![o, i], o, i),
+            _ => return Vec::new(),
+        };
+        let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+        vec![
+            ParamSpec {
+                name: format!("{prefix}.weight"),
+                shape: Shape::new(weight),
+                bound,
+            },
+            ParamSpec {
+                name: format!("{prefix}.bias"),
+                shape: Shape::new([bias]),
+                bound,
+            },
+        ]
+    }
+
+    /// A short description for messages: `Conv2d(1, 16, 3, stride 2, padding 1)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Layer::Conv2d {
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+            } => format!(
+                "Conv2d({in_channels}, {out_channels}, {kernel_size}, stride {stride}, padding {padding})"
+            ),
+            Layer::ConvTranspose2d {
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+                output_padding,
+            } => format!(
+                "ConvTranspose2d({in_channels}, {out_channels}, {kernel_size}, stride {stride}, padding {padding}, output_padding {output_padding})"
+            ),
+            Layer::Linear {
+                in_features,
+                out_features,
+            } => format!("Linear({in_features}, {out_features})"),
+            Layer::ReLU => "ReLU".into(),
+            Layer::LeakyReLU { negative_slope } => format!("LeakyReLU({negative_slope})"),
+            Layer::Sigmoid => "Sigmoid".into(),
+            Layer::Tanh => "Tanh".into(),
+            Layer::Flatten => "Flatten".into(),
+            Layer::Unflatten { dims } => format!("Unflatten(1, {dims:?})"),
+        }
+    }
+
+    /// Adds the layer to `g` (its parameters as parameter nodes named under `prefix`) and
+    /// returns its output.
+    pub fn forward(&self, g: &mut Graph, prefix: &str, x: NodeId) -> Result<NodeId> {
+        g.set_layer(format!("{prefix} ({})", self.describe()));
+        let mut params = Vec::new();
+        for p in self.params(prefix) {
+            params.push(g.param(&p.name, p.shape)?);
+        }
+        let conv = |stride, padding, output_padding| ConvParams {
+            stride: [stride; 2],
+            padding: [padding; 2],
+            dilation: [1, 1],
+            output_padding: [output_padding; 2],
+        };
+        match self {
+            Layer::Conv2d {
+                stride, padding, ..
+            } => g.conv2d(x, params[0], Some(params[1]), conv(*stride, *padding, 0)),
+            Layer::ConvTranspose2d {
+                stride,
+                padding,
+                output_padding,
+                ..
+            } => g.conv_transpose2d(
+                x,
+                params[0],
+                Some(params[1]),
+                conv(*stride, *padding, *output_padding),
+            ),
+            Layer::Linear { .. } => g.linear(x, params[0], Some(params[1])),
+            Layer::ReLU => Ok(g.activation(x, Activation::Relu)),
+            Layer::LeakyReLU { negative_slope } => {
+                Ok(g.activation(x, Activation::LeakyRelu(*negative_slope)))
+            }
+            Layer::Sigmoid => Ok(g.activation(x, Activation::Sigmoid)),
+            Layer::Tanh => Ok(g.activation(x, Activation::Tanh)),
+            Layer::Flatten => g.flatten(x),
+            Layer::Unflatten { dims } => g.unflatten(x, dims),
+        }
+    }
+}

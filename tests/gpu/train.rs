@@ -1,0 +1,154 @@
+//! The whole autoencoder on every adapter against the CPU reference: loss and every parameter
+//! gradient at step 0, all parameters after 10 SGD and after 10 Adam steps; memory that does
+//! not grow; a loss that falls.
+
+use crate::common::{check, contexts, tag};
+use wgrad::compare::Tolerance;
+use wgrad::exec::Device;
+use wgrad::nn::{AutoencoderConfig, Optimizer};
+use wgrad::train::Trainer;
+use wgrad::{AdamConfig, SgdConfig, Tensor};
+
+const BATCH: usize = 8;
+const SEED: u64 = 7;
+
+/// Images with some structure: a bright square of varying size and place on a dark ground.
+pub fn images(batch: usize, seed: u64) -> Tensor {
+    let noise = Tensor::uniform([batch, 1, 28, 28], 0.0, 0.1, seed);
+    let mut data = noise.data;
+    for n in 0..batch {
+        let s = (seed as usize + n * 7) % 12 + 6;
+        let (y0, x0) = ((n * 5 + seed as usize) % (28 - s), (n * 11) % (28 - s));
+        for y in y0..y0 + s {
+            for x in x0..x0 + s {
+                data[n * 784 + y * 28 + x] = 0.9;
+            }
+        }
+    }
+    Tensor::new([batch, 1, 28, 28], data).unwrap()
+}
+
+/// Gradients and parameters are long chains of f32 sums: compare relative to the tensor's
+/// largest value.
+fn scaled(cpu: &[f32], rel: f64) -> Tolerance {
+    let max = cpu.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+    Tolerance {
+        atol: rel * max + 1e-9,
+        rtol: rel,
+    }
+}
+
+fn trainer(device: Device, optimizer: Optimizer) -> Trainer {
+    Trainer::new(device, AutoencoderConfig::default(), BATCH, optimizer, SEED).unwrap()
+}
+
+#[test]
+fn step_zero_loss_and_gradients_match_the_cpu() {
+    let x = images(BATCH, 1);
+    let sgd = Optimizer::Sgd(SgdConfig::new(0.0));
+    let mut cpu = trainer(Device::Cpu, sgd);
+    cpu.step(&x).unwrap();
+    let cpu_loss = cpu.flush_losses().unwrap();
+    let cpu_grads = cpu.gradients().unwrap();
+    assert_eq!(cpu_grads.len(), 12, "six layers, weight and bias each");
+    for ctx in contexts() {
+        let mut gpu = trainer(Device::Gpu(ctx.clone()), sgd);
+        gpu.step(&x).unwrap();
+        let gpu_loss = gpu.flush_losses().unwrap();
+        assert_eq!(gpu_loss.len(), 1);
+        check(ctx, "autoencoder loss, step 0", &[gpu_loss[0].1], &[cpu_loss[0].1], Tolerance::reduction(784 * BATCH));
+        for ((name, g), (_, c)) in gpu.gradients().unwrap().iter().zip(&cpu_grads) {
+            check(ctx, &format!("d loss / d {name}, step 0"), &g.data, &c.data, scaled(&c.data, 1e-4));
+        }
+    }
+}
+
+fn ten_steps_agree(optimizer: Optimizer, what: &str) {
+    let batches: Vec<Tensor> = (0..10).map(|i| images(BATCH, 100 + i)).collect();
+    let mut cpu = trainer(Device::Cpu, optimizer);
+    for b in &batches {
+        cpu.step(b).unwrap();
+    }
+    let want = cpu.state().unwrap();
+    let cpu_losses: Vec<f32> = cpu.flush_losses().unwrap().iter().map(|l| l.1).collect();
+    assert_eq!(want.step, 10);
+    for ctx in contexts() {
+        let mut gpu = trainer(Device::Gpu(ctx.clone()), optimizer);
+        for b in &batches {
+            gpu.step(b).unwrap();
+        }
+        let got = gpu.state().unwrap();
+        assert_eq!(got.step, 10);
+        for ((name, g), (_, c)) in got.params.iter().zip(&want.params) {
+            check(ctx, &format!("{name} after 10 {what} steps"), &g.data, &c.data, scaled(&c.data, 1e-4));
+        }
+        let losses: Vec<f32> = gpu.flush_losses().unwrap().iter().map(|l| l.1).collect();
+        assert_eq!(losses.len(), 10, "[{}] one loss per step", tag(ctx));
+        check(ctx, &format!("losses of 10 {what} steps"), &losses, &cpu_losses, Tolerance::reduction(784 * BATCH));
+    }
+}
+
+#[test]
+fn ten_sgd_steps_match_the_cpu() {
+    let sgd = SgdConfig {
+        lr: 0.5,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+        ..SgdConfig::default()
+    };
+    ten_steps_agree(Optimizer::Sgd(sgd), "SGD (momentum 0.9)");
+}
+
+#[test]
+fn ten_adam_steps_match_the_cpu() {
+    ten_steps_agree(Optimizer::Adam(AdamConfig::adam()), "Adam");
+}
+
+#[test]
+fn repeated_steps_do_not_grow_gpu_memory() {
+    // Counters are per device, and other tests share the common contexts: open fresh ones.
+    let own: Vec<_> = wgrad::GpuContext::all()
+        .into_iter()
+        .filter_map(|c| c.ok())
+        .map(std::sync::Arc::new)
+        .collect();
+    assert_eq!(own.len(), contexts().len());
+    for ctx in &own {
+        let mut t = trainer(Device::Gpu(ctx.clone()), Optimizer::Adam(AdamConfig::adam()));
+        let x = images(BATCH, 3);
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            t.step(&x).unwrap();
+            t.flush_losses().unwrap();
+            ctx.wait().unwrap();
+            let c = ctx.device.get_internal_counters();
+            seen.push((c.hal.buffers.read(), c.hal.buffer_memory.read()));
+        }
+        println!("[{}] live buffers and bytes after each step: {seen:?}", tag(ctx));
+        assert!(seen[0].0 > 0, "the counters are not counting");
+        assert!(
+            seen.windows(2).skip(1).all(|w| w[0] == w[1]),
+            "[{}] buffers grew after the first step: {seen:?}",
+            tag(ctx)
+        );
+    }
+}
+
+#[test]
+fn loss_falls_over_a_short_run() {
+    for ctx in contexts() {
+        let adam = AdamConfig {
+            lr: 3e-3,
+            ..AdamConfig::adam()
+        };
+        let mut t = trainer(Device::Gpu(ctx.clone()), Optimizer::Adam(adam));
+        for i in 0..40 {
+            t.step(&images(BATCH, 200 + i % 4)).unwrap();
+        }
+        let l = t.flush_losses().unwrap();
+        let first: f32 = l[..4].iter().map(|v| v.1).sum::<f32>() / 4.0;
+        let last: f32 = l[l.len() - 4..].iter().map(|v| v.1).sum::<f32>() / 4.0;
+        println!("[{}] loss over 40 Adam steps: first 4 mean {first:.5}, last 4 mean {last:.5}", tag(ctx));
+        assert!(last < 0.5 * first, "[{}] loss did not fall clearly: {first} → {last}", tag(ctx));
+    }
+}
