@@ -1,0 +1,232 @@
+//! Graph-level tests on the CPU reference (no GPU needed): the whole graph's gradients against
+//! finite differences, frozen parameters, refusal of models whose layers do not fit, and the
+//! memory plan of the default preset.
+
+use wgrad::exec::{Device, Feed, ProgramSpec, Session};
+use wgrad::graph::{Graph, MemoryPlan, NodeId, backward, fuse_activations};
+use wgrad::nn::{AutoencoderConfig, Layer, Optimizer, Sequential, init_params};
+use wgrad::train::training_graph;
+use wgrad::{Error, SgdConfig, Tensor};
+
+/// A small model with every layer type, ending in the loss `loss` builds.
+fn every_layer() -> Sequential {
+    Sequential::new(
+        "net",
+        vec![
+            Layer::Conv2d { in_channels: 2, out_channels: 3, kernel_size: 3, stride: 2, padding: 1 },
+            Layer::LeakyReLU { negative_slope: 0.1 },
+            Layer::ConvTranspose2d { in_channels: 3, out_channels: 2, kernel_size: 3, stride: 2, padding: 1, output_padding: 1 },
+            Layer::Tanh,
+            Layer::Flatten,
+            Layer::Linear { in_features: 72, out_features: 12 },
+            Layer::ReLU,
+            Layer::Unflatten { dims: vec![3, 2, 2] },
+            Layer::Flatten,
+            Layer::Linear { in_features: 12, out_features: 4 },
+            Layer::Sigmoid,
+        ],
+    )
+}
+
+struct Built {
+    graph: Graph,
+    input: NodeId,
+    labels: Option<NodeId>,
+    loss: NodeId,
+}
+
+/// The model on a `[2, 2, 6, 6]` batch, with MSE against a target or cross-entropy on labels.
+fn build(cross_entropy: bool) -> Built {
+    let mut g = Graph::new();
+    let input = g.input("x", [2, 2, 6, 6]);
+    let y = every_layer().forward(&mut g, input).unwrap();
+    let (loss, labels) = if cross_entropy {
+        let l = g.labels("labels", 2);
+        (g.cross_entropy(y, l).unwrap(), Some(l))
+    } else {
+        let t = g.constant("target", Tensor::uniform([2, 4], 0.0, 1.0, 5));
+        (g.mse_loss(y, t).unwrap(), None)
+    };
+    Built { graph: g, input, labels, loss }
+}
+
+fn loss_of(params: &[(String, Tensor)], cross_entropy: bool, x: &Tensor) -> f64 {
+    let b = build(cross_entropy);
+    let mut s = Session::new(Device::Cpu, params.to_vec(), &|_| false, None).unwrap();
+    let mut p = s.compile(b.graph, ProgramSpec { loss: Some(b.loss), ..Default::default() }).unwrap();
+    let labels = [1u32, 3];
+    let mut feeds = vec![(b.input, Feed::Data(x))];
+    if let Some(l) = b.labels {
+        feeds.push((l, Feed::Labels(&labels)));
+    }
+    s.run(&mut p, &feeds).unwrap();
+    s.last_loss(&mut p).unwrap() as f64
+}
+
+fn finite_differences(cross_entropy: bool) {
+    let params = init_params(&every_layer().params(), 11);
+    let x = Tensor::uniform([2, 2, 6, 6], -1.0, 1.0, 3);
+    let mut b = build(cross_entropy);
+    let grads = backward(&mut b.graph, b.loss, &|_| false).unwrap();
+    let mut s = Session::new(Device::Cpu, params.clone(), &|_| false, None).unwrap();
+    let mut p = s
+        .compile(b.graph, ProgramSpec { loss: Some(b.loss), fetch: vec![], grads: Some(grads) })
+        .unwrap();
+    let labels = [1u32, 3];
+    let mut feeds = vec![(b.input, Feed::Data(&x))];
+    if let Some(l) = b.labels {
+        feeds.push((l, Feed::Labels(&labels)));
+    }
+    s.run(&mut p, &feeds).unwrap();
+    let analytic = s.gradients(&p).unwrap();
+    assert_eq!(analytic.len(), 8);
+    // Central differences of the graph (f32 tensors, f64 sums), compared in f64. ReLU and
+    // LeakyReLU have kinks: where a ±h step crosses one, the one-sided differences disagree and
+    // the central one means nothing, so such elements are counted and skipped (a few at most).
+    let h = 1e-2f32;
+    let base = loss_of(&params, cross_entropy, &x);
+    let (mut checked, mut kinks) = (0, 0);
+    for (k, (name, g)) in analytic.iter().enumerate() {
+        let scale = g.data.iter().fold(1e-4f64, |m, v| m.max(v.abs() as f64));
+        let mut worst = 0f64;
+        for i in 0..g.numel() {
+            let mut plus = params.clone();
+            plus[k].1.data[i] += h;
+            let mut minus = params.clone();
+            minus[k].1.data[i] -= h;
+            let (lp, lm) = (loss_of(&plus, cross_entropy, &x), loss_of(&minus, cross_entropy, &x));
+            let (fwd, bwd) = ((lp - base) / h as f64, (base - lm) / h as f64);
+            if (fwd - bwd).abs() > 0.01 * scale {
+                kinks += 1;
+                continue;
+            }
+            checked += 1;
+            let numeric = (lp - lm) / (2.0 * h as f64);
+            worst = worst.max((numeric - g.data[i] as f64).abs() / scale);
+        }
+        println!("{name}: largest |numeric − analytic| / max|grad| = {worst:.2e} (max|grad| {scale:.2e})");
+        assert!(worst < 1e-2, "{name}: gradient differs from finite differences by {worst:.3e} of its scale");
+    }
+    println!("{checked} elements checked, {kinks} skipped at a kink");
+    assert!(kinks * 10 < checked, "too many kinks: {kinks} of {}", kinks + checked);
+}
+
+#[test]
+fn whole_graph_gradients_match_finite_differences_mse() {
+    finite_differences(false);
+}
+
+#[test]
+fn whole_graph_gradients_match_finite_differences_cross_entropy() {
+    finite_differences(true);
+}
+
+#[test]
+fn frozen_parameters_keep_their_bits_and_get_no_gradient() {
+    let config = AutoencoderConfig::default();
+    let params = init_params(&config.params(), 1);
+    let frozen = |n: &str| n.starts_with("encoder.");
+    let (graph, input, loss, grads) = training_graph(&config, 4, &frozen).unwrap();
+    let names: Vec<&str> = grads.params.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(names, ["decoder.0.weight", "decoder.0.bias", "decoder.3.weight", "decoder.3.bias", "decoder.5.weight", "decoder.5.bias"]);
+    let sgd = Optimizer::Sgd(SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 0.01, ..SgdConfig::default() });
+    let mut s = Session::new(Device::Cpu, params.clone(), &frozen, Some(sgd)).unwrap();
+    let mut p = s.compile(graph, ProgramSpec { loss: Some(loss), fetch: vec![], grads: Some(grads) }).unwrap();
+    let x = Tensor::uniform([4, 1, 28, 28], 0.0, 1.0, 2);
+    for _ in 0..3 {
+        s.step(&mut p, &[(input, Feed::Data(&x))]).unwrap();
+    }
+    let after = s.state().unwrap();
+    for ((name, before), (_, now)) in params.iter().zip(&after.params) {
+        let same = before.data.iter().zip(&now.data).all(|(a, b)| a.to_bits() == b.to_bits());
+        assert_eq!(same, frozen(name), "{name}: frozen {} but changed {}", frozen(name), !same);
+    }
+    assert!(after.optimizer.iter().all(|(n, _)| n.starts_with("decoder.")), "no optimizer state for frozen parameters");
+}
+
+#[test]
+fn frozen_encoder_computes_fewer_kernels() {
+    let config = AutoencoderConfig::default();
+    let params = init_params(&config.params(), 1);
+    let count = |frozen: &dyn Fn(&str) -> bool| {
+        let (graph, _, loss, grads) = training_graph(&config, 2, frozen).unwrap();
+        let s = Session::new(Device::Cpu, params.clone(), frozen, None).unwrap();
+        s.compile(graph, ProgramSpec { loss: Some(loss), fetch: vec![], grads: Some(grads) })
+            .unwrap()
+            .launch_count()
+    };
+    let (all, frozen) = (count(&|_| false), count(&|n: &str| n.starts_with("encoder.")));
+    println!("kernels per step: {all} training everything, {frozen} with the encoder frozen");
+    assert!(frozen < all);
+}
+
+fn model_error(e: Error) -> (String, String) {
+    match e {
+        Error::Model { layer, message } => (layer, message),
+        other => panic!("expected a model error, got {other}"),
+    }
+}
+
+#[test]
+fn a_linear_layer_that_does_not_fit_is_refused_naming_it() {
+    let mut config = AutoencoderConfig::default();
+    config.encoder[5] = Layer::Linear { in_features: 1500, out_features: 32 };
+    let (layer, message) = model_error(config.check().unwrap_err());
+    println!("{layer}: {message}");
+    assert!(layer.starts_with("encoder.5"), "{layer}");
+    assert!(message.contains("[1, 1568]") && message.contains("[32, 1500]"), "{message}");
+}
+
+#[test]
+fn an_image_size_the_stride_two_stack_cannot_halve_is_refused() {
+    let (layer, message) = model_error(AutoencoderConfig::preset(1, 27, 32, [16, 32]).unwrap_err());
+    println!("{layer}: {message}");
+    assert!(message.contains("27") && message.contains("multiple of 4"), "{message}");
+    // The default layers on 30×30 images: 30 → 15 → 8, so the Linear gets 2048 features.
+    let config = AutoencoderConfig { image: [1, 30, 30], ..AutoencoderConfig::default() };
+    let (layer, message) = model_error(config.check().unwrap_err());
+    println!("{layer}: {message}");
+    assert!(layer.starts_with("encoder.5") && message.contains("2048"), "{layer}: {message}");
+    // A decoder that gives back the wrong size.
+    let mut config = AutoencoderConfig::default();
+    config.decoder[5] = Layer::ConvTranspose2d { in_channels: 16, out_channels: 1, kernel_size: 3, stride: 2, padding: 1, output_padding: 0 };
+    let (layer, message) = model_error(config.check().unwrap_err());
+    println!("{layer}: {message}");
+    assert!(layer.starts_with("decoder.6") && message.contains("[1, 1, 27, 27]"), "{layer}: {message}");
+}
+
+#[test]
+fn configs_round_trip_through_toml() {
+    let config = AutoencoderConfig::default();
+    let text = config.to_toml();
+    assert_eq!(AutoencoderConfig::from_toml(&text, "x.toml").unwrap(), config);
+    let err = AutoencoderConfig::from_toml("image = [1, 28]\n", "bad.toml").unwrap_err();
+    assert!(err.to_string().starts_with("bad.toml:"), "{err}");
+}
+
+#[test]
+fn default_preset_memory_plan_at_batch_64() {
+    let config = AutoencoderConfig::default();
+    let (graph, _, loss, grads) = training_graph(&config, 64, &|_| false).unwrap();
+    let grad_nodes: Vec<NodeId> = grads.params.iter().map(|p| p.2).collect();
+    let plan = MemoryPlan::new(&graph, &[loss], &grad_nodes);
+    let (peak, naive) = (plan.peak_bytes(), plan.naive_bytes);
+    println!(
+        "default preset, batch 64: planned peak {peak} bytes ({:.2} MiB) in {} pool buffers + {} fixed, naive sum {naive} bytes ({:.2} MiB): {:.0}%",
+        peak as f64 / 1048576.0,
+        plan.slot_bytes.len(),
+        plan.fixed_bytes,
+        naive as f64 / 1048576.0,
+        100.0 * peak as f64 / naive as f64
+    );
+    assert!(peak < naive);
+}
+
+#[test]
+fn activations_fuse_into_the_matmul_before_them() {
+    let mut g = Graph::new();
+    let x = g.input("x", [2, 1, 28, 28]);
+    AutoencoderConfig::default().encoder().forward(&mut g, x).unwrap();
+    // encoder.1 and encoder.3 (ReLU after each conv's matmul) fuse; nothing else can.
+    assert_eq!(fuse_activations(&mut g, &[]), 2);
+}
