@@ -16,6 +16,7 @@
 //! | [`optim_config`] | optimizer hyperparameters shared by both sides ([`SgdConfig`], [`AdamConfig`]) |
 //! | [`ops`] | composite ops built from kernels (conv2d, conv_transpose2d: forward and gradients) on both sides |
 //! | [`compare`] | tolerances and GPU-versus-CPU comparison reports |
+//! | [`io`] | files: safetensors checkpoints, PNG image grids and loss plots, the loss-log CSV; all written atomically |
 //!
 //! Shaders live in `shaders/*.wgsl` (one file per kernel family) and are embedded at build time.
 
@@ -23,6 +24,7 @@ pub mod compare;
 pub mod cpu;
 pub mod error;
 pub mod gpu;
+pub mod io;
 pub mod ops;
 pub mod optim_config;
 pub mod shape;
