@@ -20,6 +20,7 @@
 //! | [`nn`] | layers with PyTorch's names and initialisation, the autoencoder config, optimizers |
 //! | [`exec`] | sessions (parameters + optimizer state on a device) and compiled programs that run graphs |
 //! | [`train`] | the autoencoder trainer: batches in, losses out, state for checkpoints |
+//! | [`io`] | files: safetensors checkpoints, PNG image grids and loss plots, the loss-log CSV; all written atomically |
 //!
 //! Shaders live in `shaders/*.wgsl` (one file per kernel family) and are embedded at build time.
 
@@ -30,6 +31,7 @@ pub mod exec;
 pub mod gpu;
 pub mod graph;
 pub mod nn;
+pub mod io;
 pub mod ops;
 pub mod optim_config;
 pub mod shape;

@@ -1,0 +1,26 @@
+//! Files a training run reads and writes: checkpoints (safetensors), image grids and loss
+//! curves (PNG), and the loss log (CSV). Every writer goes through [`write_atomic`], so a run
+//! killed mid-write leaves the previous file intact.
+
+pub mod atomic;
+pub mod checkpoint;
+pub mod image_grid;
+pub mod plot;
+
+pub use atomic::write_atomic;
+pub use checkpoint::Checkpoint;
+pub use image_grid::write_grid;
+pub use plot::{LossLog, LossRow};
+
+use crate::error::Error;
+use std::fmt;
+use std::path::Path;
+
+/// An [`Error::Io`] for `path`: "{path}: {doing}: {err}". For closures given to
+/// [`write_atomic`], whose `std::io::Write` errors need a file name.
+pub fn io_error(path: &Path, doing: &str, err: impl fmt::Display) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        message: format!("{doing}: {err}"),
+    }
+}

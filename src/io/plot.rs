@@ -1,0 +1,382 @@
+//! The loss log of a training run: one row per logged step, kept as CSV (so a resumed run can
+//! read it back and append) and drawn as a PNG loss curve.
+//!
+//! The plot's text uses Noto Sans Regular (Apache-2.0), embedded through the `ttf-noto-sans`
+//! crate and registered with plotters' `ab_glyph` backend, so plots render the same on a machine
+//! with no fonts installed.
+
+use super::image_grid::write_png;
+use super::{io_error, write_atomic};
+use crate::error::{Error, Result};
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
+use plotters::prelude::*;
+use std::fmt::Write as _;
+use std::fs;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// Width and height in pixels of the PNG [`LossLog::write_plot`] draws.
+pub const PLOT_SIZE: (u32, u32) = (900, 540);
+
+/// The CSV header line, in column order.
+pub const CSV_HEADER: &str = "step,epoch,train_loss,test_loss,images_per_s";
+
+/// One logged point of a run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossRow {
+    /// Optimizer steps taken so far.
+    pub step: u64,
+    /// Epoch the step belongs to.
+    pub epoch: u64,
+    /// Training loss (typically averaged since the previous row).
+    pub train_loss: f32,
+    /// Held-out loss, on the rows where it was measured (typically once per epoch).
+    pub test_loss: Option<f32>,
+    /// Training throughput since the previous row.
+    pub images_per_s: f32,
+}
+
+/// All rows of a run, in the order they were logged.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LossLog {
+    pub rows: Vec<LossRow>,
+}
+
+impl LossLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, row: LossRow) {
+        self.rows.push(row);
+    }
+
+    /// Drops the rows logged after `step`. A run resumed from a checkpoint taken at `step`
+    /// calls this on the log it read back, so steps it is about to redo are not logged twice.
+    pub fn retain_through(&mut self, step: u64) {
+        self.rows.retain(|r| r.step <= step);
+    }
+
+    /// Writes the log as CSV (header [`CSV_HEADER`], an empty `test_loss` where it was not
+    /// measured), atomically. Floats use Rust's shortest round-trip form, so
+    /// [`LossLog::read_csv`] gives back the same bits.
+    pub fn write_csv(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let mut text = String::with_capacity(48 * (self.rows.len() + 1));
+        text.push_str(CSV_HEADER);
+        text.push('\n');
+        for r in &self.rows {
+            let test = r.test_loss.map(|v| v.to_string()).unwrap_or_default();
+            // Writing to a String cannot fail.
+            let _ = writeln!(
+                text,
+                "{},{},{},{},{}",
+                r.step, r.epoch, r.train_loss, test, r.images_per_s
+            );
+        }
+        write_atomic(path, |w| {
+            w.write_all(text.as_bytes())
+                .map_err(|e| io_error(path, "writing", e))
+        })
+    }
+
+    /// Reads a log written by [`LossLog::write_csv`]. Errors name the file, the line and the
+    /// column.
+    pub fn read_csv(path: impl AsRef<Path>) -> Result<LossLog> {
+        let path = path.as_ref();
+        let text = fs::read_to_string(path).map_err(|e| io_error(path, "reading", e))?;
+        let file = path.display();
+        let mut lines = text.lines().enumerate();
+        match lines.next() {
+            Some((_, h)) if h.trim_end() == CSV_HEADER => {}
+            Some((_, h)) => {
+                return Err(Error::data(
+                    &file,
+                    format!("line 1: expected the header '{CSV_HEADER}', found '{h}'"),
+                ));
+            }
+            None => return Err(Error::data(&file, "empty file: no CSV header")),
+        }
+        let mut log = LossLog::new();
+        for (i, line) in lines {
+            let line = line.trim_end();
+            if line.is_empty() {
+                continue;
+            }
+            let at = |col: &str, why: &str| {
+                Error::data(&file, format!("line {}: column '{col}' {why}", i + 1))
+            };
+            let cells: Vec<&str> = line.split(',').collect();
+            let [step, epoch, train, test, ips] = cells[..] else {
+                return Err(Error::data(
+                    &file,
+                    format!("line {}: expected 5 columns, found {}", i + 1, cells.len()),
+                ));
+            };
+            let int = |col: &str, s: &str| {
+                s.trim()
+                    .parse::<u64>()
+                    .map_err(|_| at(col, &format!("= {s:?} is not a whole number")))
+            };
+            let float = |col: &str, s: &str| {
+                s.trim()
+                    .parse::<f32>()
+                    .map_err(|_| at(col, &format!("= {s:?} is not a number")))
+            };
+            log.push(LossRow {
+                step: int("step", step)?,
+                epoch: int("epoch", epoch)?,
+                train_loss: float("train_loss", train)?,
+                test_loss: match test.trim() {
+                    "" => None,
+                    s => Some(float("test_loss", s)?),
+                },
+                images_per_s: float("images_per_s", ips)?,
+            });
+        }
+        Ok(log)
+    }
+
+    /// Draws training and held-out loss against step as a [`PLOT_SIZE`] PNG at `path`
+    /// (atomically), with a legend and axis labels. The y axis is logarithmic when every loss is
+    /// positive and they span at least a factor of 10, linear otherwise; non-finite losses are
+    /// left out. An empty log is an error: there is nothing to scale the axes to.
+    pub fn write_plot(&self, path: impl AsRef<Path>, title: &str) -> Result<()> {
+        let path = path.as_ref();
+        let op = format!("loss plot {}", path.display());
+        if self.rows.is_empty() {
+            return Err(Error::invalid(
+                &op,
+                "the loss log has no rows: nothing to plot",
+            ));
+        }
+        register_font().map_err(|e| Error::invalid(&op, e))?;
+
+        let finite = |v: f32| v.is_finite().then_some(v as f64);
+        let train: Vec<(f64, f64)> = self
+            .rows
+            .iter()
+            .filter_map(|r| Some((r.step as f64, finite(r.train_loss)?)))
+            .collect();
+        let test: Vec<(f64, f64)> = self
+            .rows
+            .iter()
+            .filter_map(|r| Some((r.step as f64, finite(r.test_loss?)?)))
+            .collect();
+
+        let steps = self.rows.iter().map(|r| r.step as f64);
+        let x = padded(
+            steps.clone().fold(f64::INFINITY, f64::min),
+            steps.fold(f64::NEG_INFINITY, f64::max),
+        );
+        // Steps are never negative: do not label the padding left of step 0 with "-5".
+        let x = x.start.max(0.0)..x.end;
+        let ys = train.iter().chain(&test).map(|p| p.1);
+        let (lo, hi) = (
+            ys.clone().fold(f64::INFINITY, f64::min),
+            ys.fold(f64::NEG_INFINITY, f64::max),
+        );
+
+        let (w, h) = PLOT_SIZE;
+        let mut pixels = vec![255u8; w as usize * h as usize * 3];
+        {
+            let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+            let series = Series {
+                title,
+                train: &train,
+                test: &test,
+            };
+            let drawn = if lo > 0.0 && hi / lo >= 10.0 {
+                series.draw(
+                    &root,
+                    x,
+                    (lo / 1.25..hi * 1.25).log_scale(),
+                    "loss (log scale)",
+                )
+            } else {
+                series.draw(&root, x, padded(lo, hi), "loss")
+            };
+            drawn.map_err(|e| Error::invalid(&op, format!("drawing: {e}")))?;
+        }
+        write_png(path, w, h, false, &pixels)
+    }
+}
+
+/// `lo..hi` widened by 5% on each side (to a unit range around a single value, and to `0..1`
+/// when there is no finite value), so no point sits on the frame and the range is never empty.
+fn padded(lo: f64, hi: f64) -> Range<f64> {
+    if !(lo.is_finite() && hi.is_finite()) {
+        return 0.0..1.0;
+    }
+    let pad = if hi > lo {
+        (hi - lo) * 0.05
+    } else {
+        lo.abs().max(1.0) * 0.5
+    };
+    lo - pad..hi + pad
+}
+
+/// A tick label: at most 4 significant digits, no trailing zeros, exponent form outside
+/// `[0.001, 100000)` (plotters' own labels print f64 noise such as `0.30000000000000004`).
+fn tick_label(v: f64) -> String {
+    fn trim(s: &str) -> &str {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            s
+        }
+    }
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let magnitude = v.abs().log10().floor();
+    if (-3.0..5.0).contains(&magnitude) {
+        let decimals = (3.0 - magnitude).max(0.0) as usize;
+        trim(&format!("{v:.decimals$}")).to_string()
+    } else {
+        let s = format!("{v:.3e}");
+        match s.split_once('e') {
+            Some((m, e)) => format!("{}e{e}", trim(m)),
+            None => s,
+        }
+    }
+}
+
+/// Registers the embedded font as plotters' "sans-serif" family, once per process.
+fn register_font() -> std::result::Result<(), &'static str> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, ttf_noto_sans::REGULAR)
+            .is_ok()
+    });
+    ok.then_some(())
+        .ok_or("the embedded Noto Sans font could not be parsed")
+}
+
+/// What one plot shows.
+struct Series<'a> {
+    title: &'a str,
+    train: &'a [(f64, f64)],
+    test: &'a [(f64, f64)],
+}
+
+impl Series<'_> {
+    /// Draws on `root` with x range `x` and y axis `y` (linear or log): generic because the two
+    /// kinds of axis are different types in plotters.
+    fn draw<Y>(
+        &self,
+        root: &DrawingArea<BitMapBackend<'_>, Shift>,
+        x: Range<f64>,
+        y: Y,
+        y_desc: &str,
+    ) -> std::result::Result<(), String>
+    where
+        Y: AsRangedCoord<Value = f64>,
+        Y::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let train_colour = RGBColor(31, 119, 180);
+        let test_colour = RGBColor(214, 39, 40);
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x, y)
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc(y_desc)
+            .x_label_formatter(&|v| tick_label(*v))
+            .y_label_formatter(&|v| tick_label(*v))
+            // Plotters' fine mesh crowds into grey bands on a log axis; the bold mesh suffices.
+            .light_line_style(WHITE)
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 17))
+            .draw()
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(LineSeries::new(
+                self.train.iter().copied(),
+                train_colour.stroke_width(2),
+            ))
+            .map_err(|e| err(&e))?
+            .label("train")
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], train_colour.stroke_width(2))
+            });
+        if !self.test.is_empty() {
+            chart
+                .draw_series(LineSeries::new(
+                    self.test.iter().copied(),
+                    test_colour.stroke_width(2),
+                ))
+                .map_err(|e| err(&e))?
+                .label("held-out")
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], test_colour.stroke_width(2))
+                });
+            // Held-out loss is measured rarely (once per epoch): mark each point.
+            chart
+                .draw_series(
+                    self.test
+                        .iter()
+                        .map(|&p| Circle::new(p, 4, test_colour.filled())),
+                )
+                .map_err(|e| err(&e))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_labels_are_short() {
+        assert_eq!(tick_label(0.30000000000000004), "0.3");
+        assert_eq!(tick_label(0.01102), "0.01102");
+        assert_eq!(tick_label(1250.0), "1250");
+        assert_eq!(tick_label(-2.5), "-2.5");
+        assert_eq!(tick_label(0.0), "0");
+        assert_eq!(tick_label(1e-30), "1e-30");
+        assert_eq!(tick_label(123456.0), "1.235e5");
+    }
+
+    #[test]
+    fn padded_ranges_are_never_empty() {
+        assert_eq!(padded(1.0, 1.0), 0.5..1.5);
+        assert_eq!(padded(f64::INFINITY, f64::NEG_INFINITY), 0.0..1.0);
+        let r = padded(0.0, 10.0);
+        assert!(r.start < 0.0 && r.end > 10.0);
+    }
+
+    #[test]
+    fn retain_through_drops_later_rows() {
+        let row = |step| LossRow {
+            step,
+            epoch: 0,
+            train_loss: 1.0,
+            test_loss: None,
+            images_per_s: 1.0,
+        };
+        let mut log = LossLog {
+            rows: vec![row(1), row(2), row(3)],
+        };
+        log.retain_through(2);
+        assert_eq!(log.rows.iter().map(|r| r.step).collect::<Vec<_>>(), [1, 2]);
+    }
+}
