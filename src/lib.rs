@@ -19,12 +19,14 @@
 //! | [`graph`] | graphs of kernel-sized ops, shape inference, autodiff, activation fusion, memory planning |
 //! | [`nn`] | layers with PyTorch's names and initialisation, the autoencoder config, optimizers |
 //! | [`exec`] | sessions (parameters + optimizer state on a device) and compiled programs that run graphs |
+//! | [`classify`] | a classifier head on the encoder's code, frozen or trained jointly |
 //! | [`train`] | the autoencoder trainer: batches in, losses out, state for checkpoints |
 //! | [`io`] | files: safetensors checkpoints, PNG image grids and loss plots, the loss-log CSV; all written atomically |
 //!
 //! Shaders live in `shaders/*.wgsl` (one file per kernel family) and are embedded at build time.
 
 pub mod compare;
+pub mod classify;
 pub mod cpu;
 pub mod error;
 pub mod exec;
