@@ -36,11 +36,11 @@ fn bench(c: &mut Criterion) {
             return;
         }
     };
-    let m = t.memory();
+    let Some(m) = t.memory() else { return };
     println!(
         "default preset, batch {BATCH}, {}: {} kernels a step; planned peak {} bytes vs naive {} ({:.0}%)",
         adapter,
-        t.program().launch_count(),
+        t.program().map_or(0, |p| p.launch_count()),
         m.peak_bytes(),
         m.naive_bytes,
         100.0 * m.peak_bytes() as f64 / m.naive_bytes as f64

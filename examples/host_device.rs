@@ -57,9 +57,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     println!(
         "step plan: {} kernels, {:.2} MiB planned peak vs {:.2} MiB naive",
-        trainer.program().launch_count(),
-        trainer.memory().peak_bytes() as f64 / 1048576.0,
-        trainer.memory().naive_bytes as f64 / 1048576.0
+        trainer.program().map_or(0, |p| p.launch_count()),
+        trainer.memory().map_or(0, |m| m.peak_bytes()) as f64 / 1048576.0,
+        trainer.memory().map_or(0, |m| m.naive_bytes) as f64 / 1048576.0
     );
     for step in 0..30 {
         trainer.step(&draw(batch, step))?;

@@ -25,6 +25,10 @@ pub fn training_graph(
     Ok((g, n.input, loss, grads))
 }
 
+fn inference_only() -> Error {
+    Error::invalid("trainer", "this model was opened for inference only: it cannot train")
+}
+
 /// A forward-only program at one batch size: images in, loss / reconstruction / code out.
 struct EvalProgram {
     program: Program,
@@ -38,7 +42,8 @@ struct EvalProgram {
 pub struct Trainer {
     config: AutoencoderConfig,
     session: Session,
-    program: Program,
+    /// The compiled training step (absent for an inference-only trainer).
+    program: Option<Program>,
     input: NodeId,
     batch: usize,
     eval: HashMap<usize, EvalProgram>,
@@ -83,12 +88,47 @@ impl Trainer {
         Ok(Trainer {
             config,
             session,
-            program,
+            program: Some(program),
             input,
             batch,
             eval: HashMap::new(),
         })
     }
+
+    /// A model that only evaluates (reconstructions, codes, held-out loss): no optimizer, no
+    /// training step compiled.
+    pub fn for_inference(
+        device: Device,
+        config: AutoencoderConfig,
+        params: Vec<(String, Tensor)>,
+    ) -> Result<Self> {
+        config.check()?;
+        let mut want: Vec<(String, Tensor)> = Vec::new();
+        for spec in config.params() {
+            let t = params
+                .iter()
+                .find(|(n, _)| *n == spec.name)
+                .map(|(_, t)| t.clone())
+                .ok_or_else(|| Error::model(&spec.name, "missing from the loaded parameters"))?;
+            if t.shape != spec.shape {
+                return Err(Error::model(
+                    &spec.name,
+                    format!("the loaded tensor is {} but the model needs {}", t.shape, spec.shape),
+                ));
+            }
+            want.push((spec.name, t));
+        }
+        let session = Session::new(device, want, &|_| true, None)?;
+        Ok(Trainer {
+            config,
+            session,
+            program: None,
+            input: NodeId(0),
+            batch: 0,
+            eval: HashMap::new(),
+        })
+    }
+
 
     pub fn config(&self) -> &AutoencoderConfig {
         &self.config
@@ -103,28 +143,37 @@ impl Trainer {
     pub fn step_count(&self) -> u64 {
         self.session.step_count()
     }
-    /// The training step's memory plan.
-    pub fn memory(&self) -> &MemoryPlan {
-        self.program.memory()
+    /// The training step's memory plan (None for an inference-only model).
+    pub fn memory(&self) -> Option<&MemoryPlan> {
+        self.program.as_ref().map(|p| p.memory())
     }
-    /// The compiled training step.
-    pub fn program(&self) -> &Program {
-        &self.program
+    /// The compiled training step (None for an inference-only model).
+    pub fn program(&self) -> Option<&Program> {
+        self.program.as_ref()
     }
 
     /// One step on `images` (`[batch, C, H, W]`). The loss is reported later by
     /// [`Trainer::losses`]; on a GPU this does not wait for the device.
     pub fn step(&mut self, images: &Tensor) -> Result<()> {
+        let program = self.program.as_mut().ok_or_else(inference_only)?;
         self.session
-            .step(&mut self.program, &[(self.input, Feed::Data(images))])
+            .step(program, &[(self.input, Feed::Data(images))])
+    }
+
+    /// One step on `images` with every dispatch timed (see [`crate::exec::Profile`]).
+    pub fn profile(&mut self, images: &Tensor) -> Result<crate::exec::Profile> {
+        let program = self.program.as_mut().ok_or_else(inference_only)?;
+        self.session
+            .profile(program, &[(self.input, Feed::Data(images))], true)
     }
 
     /// `(step, loss)` of every finished step not yet reported, without waiting.
     pub fn losses(&mut self) -> Result<Vec<(u64, f32)>> {
-        let offset = self.session.step_count() - self.program.runs();
+        let program = self.program.as_mut().ok_or_else(inference_only)?;
+        let offset = self.session.step_count() - program.runs();
         Ok(self
             .session
-            .losses(&mut self.program)?
+            .losses(program)?
             .into_iter()
             .map(|(run, l)| (run + offset, l))
             .collect())
@@ -132,10 +181,11 @@ impl Trainer {
 
     /// As [`Trainer::losses`], waiting for every step submitted so far.
     pub fn flush_losses(&mut self) -> Result<Vec<(u64, f32)>> {
-        let offset = self.session.step_count() - self.program.runs();
+        let program = self.program.as_mut().ok_or_else(inference_only)?;
+        let offset = self.session.step_count() - program.runs();
         Ok(self
             .session
-            .flush_losses(&mut self.program)?
+            .flush_losses(program)?
             .into_iter()
             .map(|(run, l)| (run + offset, l))
             .collect())
@@ -143,7 +193,10 @@ impl Trainer {
 
     /// The gradients of the latest step, by parameter name (waits for the device).
     pub fn gradients(&self) -> Result<Vec<(String, Tensor)>> {
-        self.session.gradients(&self.program)
+        match &self.program {
+            Some(p) => self.session.gradients(p),
+            None => Err(inference_only()),
+        }
     }
 
     fn build_eval(&self, batch: usize) -> Result<EvalProgram> {

@@ -1,6 +1,11 @@
 //! Command-line interface: argument definitions and one function per subcommand.
 
+mod classify;
+mod common;
 mod devices;
+mod encode;
+mod reconstruct;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -17,12 +22,24 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Train the autoencoder (default: the 28×28 preset on the built-in shapes).
+    Train(train::TrainArgs),
+    /// Write a PNG grid of images and their reconstructions.
+    Reconstruct(reconstruct::ReconstructArgs),
+    /// Train a classifier on the encoder's codes and report its test accuracy.
+    Classify(classify::ClassifyArgs),
+    /// Write the codes of a dataset to a safetensors file.
+    Encode(encode::EncodeArgs),
     /// List every GPU adapter with backend, device type, driver, key limits and optional features.
     Devices,
 }
 
 pub fn run(cli: Cli) -> wgrad::Result<()> {
     match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Reconstruct(a) => reconstruct::run(a),
+        Command::Classify(a) => classify::run(a),
+        Command::Encode(a) => encode::run(a),
         Command::Devices => devices::run(),
     }
 }

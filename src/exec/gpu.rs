@@ -147,6 +147,8 @@ impl GpuStore {
 pub(crate) struct GpuProgram {
     pub tensors: Vec<Option<GpuTensor>>,
     pub launches: Vec<Launch>,
+    /// The node each launch computes (`layer op`), for profiles.
+    pub labels: Vec<String>,
     /// Fed tensors, by node.
     pub fed: Vec<(NodeId, GpuTensor)>,
     pub ring: Option<LossRing>,
@@ -172,6 +174,7 @@ impl GpuProgram {
         let mut tensors: Vec<Option<GpuTensor>> = vec![None; graph.len()];
         let mut fed = Vec::new();
         let mut launches = Vec::new();
+        let mut labels = Vec::new();
         for (i, node) in graph.nodes().iter().enumerate() {
             let id = NodeId(i);
             let label = format!("{} {}", node.name, node.op.name());
@@ -219,12 +222,14 @@ impl GpuProgram {
                     }
                     e => e,
                 })?);
+                labels.push(label.clone());
             }
             tensors[i] = Some(t);
         }
         Ok(GpuProgram {
             tensors,
             launches,
+            labels,
             fed,
             ring: has_loss.then(|| LossRing::new(ctx, LOSS_SLOTS)),
         })

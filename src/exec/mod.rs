@@ -7,10 +7,14 @@
 //! | `cpu.rs` | one node evaluated by its kernel's CPU twin |
 //! | `gpu.rs` | flat parameter / gradient / optimizer buffers, launches built at compile time |
 //! | `loss_ring.rs` | loss read-back through a ring of mappable buffers, without stalling |
+//! | `profile.rs` | one run with every dispatch timed (GPU timestamps where the adapter has them) |
 
 mod cpu;
 mod gpu;
 mod loss_ring;
+mod profile;
+
+pub use profile::{DispatchTime, Profile};
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;

@@ -1,15 +1,17 @@
 //! Files a training run reads and writes: checkpoints (safetensors), image grids and loss
-//! curves (PNG), and the loss log (CSV). Every writer goes through [`write_atomic`], so a run
+//! curves (PNG), the loss log (CSV), and model checkpoints with their optimizer state (`model.rs`). Every writer goes through [`write_atomic`], so a run
 //! killed mid-write leaves the previous file intact.
 
 pub mod atomic;
 pub mod checkpoint;
 pub mod image_grid;
+pub mod model;
 pub mod plot;
 
 pub use atomic::write_atomic;
 pub use checkpoint::Checkpoint;
 pub use image_grid::write_grid;
+pub use model::{SavedModel, load_model, save_model};
 pub use plot::{LossLog, LossRow};
 
 use crate::error::Error;
