@@ -22,12 +22,14 @@
 //! | [`classify`] | a classifier head on the encoder's code, frozen or trained jointly |
 //! | [`train`] | the autoencoder trainer: batches in, losses out, state for checkpoints |
 //! | [`io`] | files: safetensors checkpoints, PNG image grids and loss plots, the loss-log CSV; all written atomically |
+//! | [`data`] | datasets to train on (built-in shapes, IDX, PNG folders), `--data` parsing, seeded batch order |
 //!
 //! Shaders live in `shaders/*.wgsl` (one file per kernel family) and are embedded at build time.
 
 pub mod compare;
 pub mod classify;
 pub mod cpu;
+pub mod data;
 pub mod error;
 pub mod exec;
 pub mod gpu;
