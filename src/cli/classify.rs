@@ -25,9 +25,9 @@ pub struct ClassifyArgs {
     /// Train the encoder together with the head instead of freezing it.
     #[arg(long)]
     pub joint: bool,
-    /// Hidden units of a two-layer head; default: a single Linear layer.
-    #[arg(long)]
-    pub hidden: Option<usize>,
+    /// Hidden units of the two-layer head (Linear, ReLU, Linear); 0 for a single Linear layer.
+    #[arg(long, default_value_t = 64)]
+    pub hidden: usize,
     #[arg(long, default_value_t = 5)]
     pub epochs: u64,
     #[arg(long, default_value_t = 64)]
@@ -79,7 +79,7 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
         &config,
         &saved.state.params,
         classes,
-        args.hidden,
+        (args.hidden > 0).then_some(args.hidden),
         args.joint,
         args.batch,
         optimizer,

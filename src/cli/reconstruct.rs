@@ -40,7 +40,7 @@ pub fn run(args: ReconstructArgs) -> Result<()> {
     let (loss, recon, _) = model.evaluate(&x)?;
     write_grid(&args.out, &[&x, &recon], idx.len(), 4)?;
     println!(
-        "wrote {}: {} images (top) and their reconstructions (below), loss {loss:.5}",
+        "wrote {}: {} images (top) and their reconstructions (below), loss {loss:.7}",
         args.out.display(),
         idx.len()
     );
