@@ -93,6 +93,7 @@ fn save(
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    let process_start = Instant::now();
     let optimizer = args.optim.build()?;
     let saved = match &args.resume {
         Some(p) => Some(load_model(p)?),
@@ -161,6 +162,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     let began = Instant::now();
     let mut last_loss = f32::NAN;
+    let mut first_step = None;
     let record = |t: &mut Trainer, log: &mut LossLog, flush: bool| -> Result<Option<f32>> {
         drain(t, log, flush, start, args.batch, per_epoch, &began)
     };
@@ -168,7 +170,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let idx = order.batch_at(step);
         let (x, _) = split.train.batch(&idx);
         t.step(&x)?;
-        if let Some(l) = record(&mut t, &mut log, false)? {
+        if step == start {
+            // Start-up cost (adapter, pipelines, data): the time until the first step is done.
+            if let Some(l) = record(&mut t, &mut log, true)? {
+                last_loss = l;
+            }
+            first_step = Some(process_start.elapsed().as_secs_f64());
+        } else if let Some(l) = record(&mut t, &mut log, false)? {
             last_loss = l;
         }
         bar.set_position(step + 1 - start);
@@ -215,6 +223,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "trained {steps} steps in {secs:.1} s ({:.0} images/s) on {adapter}",
         steps as f64 * args.batch as f64 / secs.max(1e-9)
     );
+    if let Some(f) = first_step {
+        println!("first step done {f:.2} s after start (adapter, pipelines and data included)");
+    }
     println!("final train loss {final_loss:.5} (mean of the last {} steps), held-out loss {test_loss:.5}", recent.len());
     print_outputs(&args.save);
     Ok(())
