@@ -230,3 +230,57 @@ fn activations_fuse_into_the_matmul_before_them() {
     // encoder.1 and encoder.3 (ReLU after each conv's matmul) fuse; nothing else can.
     assert_eq!(fuse_activations(&mut g, &[]), 2);
 }
+
+#[test]
+fn no_two_live_tensors_share_a_pool_buffer() {
+    use wgrad::graph::Storage;
+    for batch in [1, 3, 64] {
+        let config = AutoencoderConfig::default();
+        let (graph, _, loss, grads) = training_graph(&config, batch, &|_| false).unwrap();
+        let grad_nodes: Vec<NodeId> = grads.params.iter().map(|p| p.2).collect();
+        let plan = MemoryPlan::new(&graph, &[loss], &grad_nodes);
+        // Live range of each pool tensor: from the node that writes it to the last node that
+        // reads it (directly or through views).
+        let root = |mut i: usize| loop {
+            match plan.storage[i] {
+                Storage::View(r) => i = r.0,
+                _ => return i,
+            }
+        };
+        let mut range: Vec<Option<(usize, usize)>> = vec![None; graph.len()];
+        for (i, s) in plan.storage.iter().enumerate() {
+            if let Storage::Pool(_) = s {
+                range[i] = Some((i, if i == loss.0 { usize::MAX } else { i }));
+            }
+        }
+        for (i, n) in graph.nodes().iter().enumerate() {
+            if plan.storage[i] == Storage::Skipped || matches!(plan.storage[i], Storage::View(_)) {
+                continue;
+            }
+            for x in &n.inputs {
+                let r = root(x.0);
+                if let Some((s, e)) = range[r] {
+                    range[r] = Some((s, e.max(i)));
+                }
+            }
+        }
+        let pool: Vec<(usize, usize, (usize, usize))> = plan
+            .storage
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Storage::Pool(slot) => Some((i, *slot, range[i].unwrap())),
+                _ => None,
+            })
+            .collect();
+        for (a, sa, (a0, a1)) in &pool {
+            for (b, sb, (b0, b1)) in &pool {
+                if a < b && sa == sb {
+                    assert!(a1 < b0 || b1 < a0, "batch {batch}: nodes {a} ({a0}..{a1}) and {b} ({b0}..{b1}) share slot {sa}");
+                }
+            }
+            let bytes = graph.shape(NodeId(*a)).numel() as u64 * 4;
+            assert!(plan.slot_bytes[*sa] >= bytes, "slot {sa} too small for node {a}");
+        }
+    }
+}
