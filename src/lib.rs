@@ -21,9 +21,13 @@
 //! | [`exec`] | sessions (parameters + optimizer state on a device) and compiled programs that run graphs |
 //! | [`train`] | the autoencoder trainer: batches in, losses out, state for checkpoints |
 //! | [`io`] | files: safetensors checkpoints, PNG image grids and loss plots, the loss-log CSV; all written atomically |
+//! | [`check`] | cross-backend correctness: every kernel and one training step on each adapter against the CPU (`wgrad check`) |
+//! | [`bench`](mod@bench) | per-kernel GFLOP/s and GB/s and training images/s on each adapter (`wgrad bench`) |
 //!
 //! Shaders live in `shaders/*.wgsl` (one file per kernel family) and are embedded at build time.
 
+pub mod bench;
+pub mod check;
 pub mod compare;
 pub mod cpu;
 pub mod error;
