@@ -23,19 +23,23 @@
 //! | [`train`] | the autoencoder trainer: batches in, losses out, state for checkpoints |
 //! | [`io`] | files: safetensors checkpoints, PNG image grids and loss plots, the loss-log CSV; all written atomically |
 //! | [`data`] | datasets to train on (built-in shapes, IDX, PNG folders), `--data` parsing, seeded batch order |
+//! | [`check`] | cross-backend correctness: every kernel and one training step on each adapter against the CPU (`wgrad check`) |
+//! | [`bench`](mod@bench) | per-kernel GFLOP/s and GB/s and training images/s on each adapter (`wgrad bench`) |
 //!
 //! Shaders live in `shaders/*.wgsl` (one file per kernel family) and are embedded at build time.
 
-pub mod compare;
+pub mod bench;
+pub mod check;
 pub mod classify;
+pub mod compare;
 pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod exec;
 pub mod gpu;
 pub mod graph;
-pub mod nn;
 pub mod io;
+pub mod nn;
 pub mod ops;
 pub mod optim_config;
 pub mod shape;

@@ -1,5 +1,7 @@
 //! Command-line interface: argument definitions and one function per subcommand.
 
+mod bench;
+mod check;
 mod classify;
 mod common;
 mod devices;
@@ -32,6 +34,11 @@ pub enum Command {
     Encode(encode::EncodeArgs),
     /// List every GPU adapter with backend, device type, driver, key limits and optional features.
     Devices,
+    /// Cross-backend correctness: every kernel, forward and backward, and one autoencoder training
+    /// step on each adapter, compared with the CPU reference. Exits non-zero on any failure.
+    Check(check::CheckArgs),
+    /// Per-kernel GFLOP/s and GB/s and training images/s on each adapter.
+    Bench(bench::BenchArgs),
 }
 
 pub fn run(cli: Cli) -> wgrad::Result<()> {
@@ -41,5 +48,7 @@ pub fn run(cli: Cli) -> wgrad::Result<()> {
         Command::Classify(a) => classify::run(a),
         Command::Encode(a) => encode::run(a),
         Command::Devices => devices::run(),
+        Command::Check(args) => check::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

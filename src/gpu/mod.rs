@@ -6,6 +6,7 @@ pub mod context;
 pub mod kernels;
 pub mod launch;
 pub mod pipeline;
+pub mod select;
 pub mod shaders;
 pub mod timing;
 pub mod translate;

@@ -1,0 +1,367 @@
+//! Cases for the kernels that are one launch over plain tensors: im2col / col2im / col2im_bias,
+//! every pointwise entry, reduce_sum / reduce_mean, and the losses with their backward. Shapes
+//! and tolerances are those of tests/gpu/{im2col,pointwise,reduce,loss}.rs: lengths no workgroup
+//! divides, the values that break naive activations, and the autoencoder's geometries.
+
+use super::{Case, data, expect, nans, run_read};
+use crate::compare::Tolerance;
+use crate::cpu;
+use crate::error::Result;
+use crate::gpu::kernels::{im2col as gi, loss as gl, pointwise as gp, reduce as gr};
+use crate::gpu::{GpuContext, GpuTensor, Launch};
+use crate::shape::{ConvGeometry, ConvParams, Shape, conv_transpose2d_geometry, conv2d_geometry};
+use crate::spec::ReduceSpec;
+use crate::tensor::{Rng, Tensor};
+
+type CpuFn = dyn Fn(&[Tensor]) -> Result<Vec<f32>>;
+type GpuFn = dyn Fn(&GpuContext, &[GpuTensor], &GpuTensor) -> Result<Launch>;
+
+/// One launch: `inputs` uploaded in order, one output of `out` shape (NaN-filled first).
+fn simple(
+    op: &str,
+    shape: String,
+    inputs: Vec<Tensor>,
+    out: Shape,
+    tol: Tolerance,
+    cpu: Box<CpuFn>,
+    gpu: Box<GpuFn>,
+) -> Case {
+    let (name, desc, ins) = (op.to_string(), shape.clone(), inputs.clone());
+    Case::new(
+        op,
+        shape,
+        move || Ok(vec![expect(&name, &desc, cpu(&ins)?, tol)]),
+        move |ctx| {
+            let g: Vec<GpuTensor> = inputs
+                .iter()
+                .enumerate()
+                .map(|(i, t)| ctx.upload(&format!("input {i}"), t))
+                .collect::<Result<_>>()?;
+            let y = nans(ctx, "output", out.clone())?;
+            let l = gpu(ctx, &g, &y)?;
+            run_read(ctx, &[&l], &[&y])
+        },
+    )
+}
+
+fn geometries() -> Result<Vec<(&'static str, ConvGeometry)>> {
+    let conv = |s: [usize; 4], k: [usize; 2], p: ConvParams| {
+        conv2d_geometry("check", &Shape::new(s), k, p)
+    };
+    let mut asym = ConvParams::square(2, 1, 1);
+    (asym.stride, asym.padding, asym.dilation) = ([2, 1], [1, 0], [1, 2]);
+    let s2p1 = ConvParams::square(2, 1, 1);
+    let t = ConvParams::square(2, 1, 1).with_output_padding(1);
+    Ok(vec![
+        ("per-axis", conv([2, 2, 9, 8], [3, 2], asym)?),
+        (
+            "k5 s2 p2",
+            conv([3, 5, 13, 7], [5, 5], ConvParams::square(2, 2, 1))?,
+        ),
+        ("encoder.0", conv([64, 1, 28, 28], [3, 3], s2p1)?),
+        ("encoder.2", conv([64, 16, 14, 14], [3, 3], s2p1)?),
+        (
+            "transposed, op1",
+            conv_transpose2d_geometry("check", &Shape::new([2, 3, 7, 4]), 5, [3, 2], t)?,
+        ),
+    ])
+}
+
+fn describe(name: &str, g: &ConvGeometry) -> String {
+    let p = &g.params;
+    let pair = |v: [usize; 2]| {
+        if v[0] == v[1] {
+            v[0].to_string()
+        } else {
+            format!("{},{}", v[0], v[1])
+        }
+    };
+    format!(
+        "{name}: {} k{}x{} s{} p{} d{}",
+        g.image_shape(),
+        g.kernel[0],
+        g.kernel[1],
+        pair(p.stride),
+        pair(p.padding),
+        pair(p.dilation)
+    )
+}
+
+fn im2col_cases() -> Result<Vec<Case>> {
+    let mut v = Vec::new();
+    for (name, g) in geometries()? {
+        let image = data(g.image_shape().dims(), 1);
+        let cols = data(g.cols_shape().dims(), 2);
+        let bias = data(&[g.channels], 3);
+        let sum = Tolerance::reduction(g.kernel[0] * g.kernel[1]);
+        let d = describe(name, &g);
+        v.push(simple(
+            "im2col",
+            d.clone(),
+            vec![image],
+            g.cols_shape(),
+            Tolerance::EXACT,
+            Box::new(move |x| cpu::im2col::im2col(&g, &x[0].data)),
+            Box::new(move |c, x, y| gi::im2col(c, &g, &x[0], y)),
+        ));
+        v.push(simple(
+            "col2im",
+            d.clone(),
+            vec![cols.clone()],
+            g.image_shape(),
+            sum,
+            Box::new(move |x| cpu::im2col::col2im(&g, &x[0].data)),
+            Box::new(move |c, x, y| gi::col2im(c, &g, &x[0], y)),
+        ));
+        v.push(simple(
+            "col2im_bias",
+            d,
+            vec![cols, bias],
+            g.image_shape(),
+            sum,
+            Box::new(move |x| cpu::im2col::col2im_bias(&g, &x[0].data, &x[1].data)),
+            Box::new(move |c, x, y| gi::col2im_bias(c, &g, &x[0], &x[1], y)),
+        ));
+    }
+    Ok(v)
+}
+
+/// Inputs in [-4, 4) led by the awkward values: both zeros (the relu kinks) and values that
+/// overflow a naive exp (sigmoid) or exp(2x) (tanh).
+fn awkward(shape: &[usize], seed: u64) -> Tensor {
+    let mut x = data(shape, seed);
+    for v in &mut x.data {
+        *v *= 4.0;
+    }
+    let special = [0.0, -0.0, 100.0, -100.0, 1000.0, -1000.0, 20.0, -20.0];
+    for (v, s) in x.data.iter_mut().zip(special) {
+        *v = s;
+    }
+    x
+}
+
+type Unary = (
+    &'static str,
+    fn(&Tensor) -> Result<Tensor>,
+    fn(&GpuContext, &GpuTensor, &GpuTensor) -> Result<Launch>,
+);
+type Binary = (
+    &'static str,
+    fn(&Tensor, &Tensor) -> Result<Tensor>,
+    fn(&GpuContext, &GpuTensor, &GpuTensor, &GpuTensor) -> Result<Launch>,
+);
+
+fn pointwise_cases() -> Result<Vec<Case>> {
+    use cpu::pointwise as c;
+    let n = [100_003];
+    let d = "[100003]".to_string();
+    let tol = Tolerance::POINTWISE;
+    let unary: [Unary; 5] = [
+        ("relu_forward", c::relu_forward, gp::relu_forward),
+        (
+            "leaky_relu_forward",
+            |x| c::leaky_relu_forward(0.1, x),
+            |g, x, y| gp::leaky_relu_forward(g, 0.1, x, y),
+        ),
+        ("sigmoid_forward", c::sigmoid_forward, gp::sigmoid_forward),
+        ("tanh_forward", c::tanh_forward, gp::tanh_forward),
+        (
+            "scale",
+            |x| c::scale(-2.5, x),
+            |g, x, y| gp::scale(g, -2.5, x, y),
+        ),
+    ];
+    let mut v = Vec::new();
+    for (op, cf, gf) in unary {
+        let x = awkward(&n, 1);
+        let cpu: Box<CpuFn> = Box::new(move |i| Ok(cf(&i[0])?.data));
+        let gpu: Box<GpuFn> = Box::new(move |g, i, y| gf(g, &i[0], y));
+        v.push(simple(op, d.clone(), vec![x], Shape::new(n), tol, cpu, gpu));
+    }
+    // The sigmoid and tanh gradients take the forward output, so feed them values in its range.
+    let x = awkward(&n, 1);
+    let sig = c::sigmoid_forward(&x)?;
+    let tanh = c::tanh_forward(&x)?;
+    let binary: [(Binary, Tensor); 7] = [
+        (
+            ("relu_backward", c::relu_backward, gp::relu_backward),
+            x.clone(),
+        ),
+        (
+            (
+                "leaky_relu_backward",
+                |x, dy| c::leaky_relu_backward(0.1, x, dy),
+                |g, x, dy, dx| gp::leaky_relu_backward(g, 0.1, x, dy, dx),
+            ),
+            x.clone(),
+        ),
+        (
+            (
+                "sigmoid_backward",
+                c::sigmoid_backward,
+                gp::sigmoid_backward,
+            ),
+            sig,
+        ),
+        (("tanh_backward", c::tanh_backward, gp::tanh_backward), tanh),
+        (("add", c::add, gp::add), data(&n, 3)),
+        (("sub", c::sub, gp::sub), data(&n, 3)),
+        (("mul", c::mul, gp::mul), data(&n, 3)),
+    ];
+    for ((op, cf, gf), first) in binary {
+        let cpu: Box<CpuFn> = Box::new(move |i| Ok(cf(&i[0], &i[1])?.data));
+        let gpu: Box<GpuFn> = Box::new(move |g, i, y| gf(g, &i[0], &i[1], y));
+        let ins = vec![first, data(&n, 2)];
+        v.push(simple(op, d.clone(), ins, Shape::new(n), tol, cpu, gpu));
+    }
+    let x4 = data(&[64, 16, 7, 7], 4);
+    v.push(simple(
+        "bias_add_channel",
+        "x [64, 16, 7, 7] + b [16]".into(),
+        vec![x4.clone(), data(&[16], 5)],
+        x4.shape.clone(),
+        tol,
+        Box::new(|i| Ok(c::bias_add_channel(&i[0], &i[1])?.data)),
+        Box::new(|g, i, y| gp::bias_add_channel(g, &i[0], &i[1], y)),
+    ));
+    let x2 = data(&[257, 10], 6);
+    v.push(simple(
+        "bias_add_column",
+        "x [257, 10] + b [10]".into(),
+        vec![x2.clone(), data(&[10], 7)],
+        x2.shape.clone(),
+        tol,
+        Box::new(|i| Ok(c::bias_add_column(&i[0], &i[1])?.data)),
+        Box::new(|g, i, y| gp::bias_add_column(g, &i[0], &i[1], y)),
+    ));
+    Ok(v)
+}
+
+fn reduce_cases() -> Result<Vec<Case>> {
+    let mut v = Vec::new();
+    let shapes: [(&[usize], &[usize]); 3] = [
+        (&[64, 16, 13, 13], &[0, 2, 3]), // a conv bias gradient
+        (&[3, 4, 5], &[0, 1, 2]),        // everything, to a scalar
+        (&[257, 3], &[1]),
+    ];
+    for (shape, axes) in shapes {
+        let spec = ReduceSpec::new(shape, axes)?;
+        let d = format!(
+            "{} axes {axes:?} -> {}",
+            Shape::new(shape),
+            spec.out_shape()
+        );
+        let tol = Tolerance::reduction(spec.reduced_count());
+        let x = data(shape, 9);
+        let (s1, s2, s3, s4) = (spec.clone(), spec.clone(), spec.clone(), spec.clone());
+        v.push(simple(
+            "reduce_sum",
+            d.clone(),
+            vec![x.clone()],
+            spec.out_shape(),
+            tol,
+            Box::new(move |i| Ok(cpu::reduce::reduce_sum(&s1, &i[0])?.data)),
+            Box::new(move |g, i, y| gr::reduce_sum(g, &s2, &i[0], y)),
+        ));
+        v.push(simple(
+            "reduce_mean",
+            d,
+            vec![x],
+            spec.out_shape(),
+            tol,
+            Box::new(move |i| Ok(cpu::reduce::reduce_mean(&s3, &i[0])?.data)),
+            Box::new(move |g, i, y| gr::reduce_mean(g, &s4, &i[0], y)),
+        ));
+    }
+    Ok(v)
+}
+
+fn mse_cases() -> Vec<Case> {
+    let (y, t) = (data(&[4, 1, 28, 28], 11), data(&[4, 1, 28, 28], 12));
+    let g = Tensor::full([1], 0.7);
+    let d = "y, target [4, 1, 28, 28]".to_string();
+    vec![
+        simple(
+            "mse_loss",
+            d.clone(),
+            vec![y.clone(), t.clone()],
+            Shape::new([1]),
+            Tolerance::reduction(y.numel()),
+            Box::new(|i| Ok(cpu::loss::mse_loss(&i[0], &i[1])?.data)),
+            Box::new(|c, i, out| gl::mse_loss(c, &i[0], &i[1], out)),
+        ),
+        simple(
+            "mse_loss_backward",
+            format!("{d}, g 0.7"),
+            vec![y.clone(), t, g],
+            y.shape.clone(),
+            Tolerance::POINTWISE,
+            Box::new(|i| Ok(cpu::loss::mse_loss_backward(&i[0], &i[1], &i[2])?.data)),
+            Box::new(|c, i, dy| gl::mse_loss_backward(c, &i[0], &i[1], &i[2], dy)),
+        ),
+    ]
+}
+
+/// Cross-entropy needs u32 labels on the GPU, so it is a case of its own: forward and backward
+/// in one run.
+fn cross_entropy_case() -> Case {
+    let (rows, classes) = (257, 7);
+    let mut z = data(&[rows, classes], 13);
+    for v in &mut z.data {
+        *v *= 5.0;
+    }
+    let mut rng = Rng::new(14);
+    let labels: Vec<u32> = (0..rows)
+        .map(|_| rng.below(classes as u64) as u32)
+        .collect();
+    let g = Tensor::full([1], 1.3);
+    let d = format!("logits [{rows}, {classes}], g 1.3");
+    let (rz, rl, rg, rd) = (z.clone(), labels.clone(), g.clone(), d.clone());
+    Case::new(
+        "softmax_cross_entropy",
+        d,
+        move || {
+            let loss = cpu::loss::softmax_cross_entropy(&rz, &rl)?;
+            let dz = cpu::loss::softmax_cross_entropy_backward(&rz, &rl, &rg)?;
+            Ok(vec![
+                expect(
+                    "softmax_cross_entropy",
+                    &rd,
+                    loss.data,
+                    Tolerance::reduction(rows * classes),
+                ),
+                expect(
+                    "softmax_cross_entropy_backward",
+                    &rd,
+                    dz.data,
+                    Tolerance::reduction(classes),
+                ),
+            ])
+        },
+        move |ctx| {
+            let gz = ctx.upload("logits", &z)?;
+            let glab = gl::upload_labels(ctx, "labels", &labels, classes)?;
+            let gg = ctx.upload("g", &g)?;
+            let out = nans(ctx, "loss", [1])?;
+            let dz = nans(ctx, "dz", z.shape.clone())?;
+            let fwd = gl::softmax_cross_entropy(ctx, &gz, &glab, &out)?;
+            let bwd = gl::softmax_cross_entropy_backward(ctx, &gz, &glab, &gg, &dz)?;
+            run_read(ctx, &[&fwd, &bwd], &[&out, &dz])
+        },
+    )
+}
+
+/// Every case of this file; a geometry that fails to build is a bug in the catalogue, reported
+/// as a failing case rather than a panic.
+pub(super) fn cases() -> Vec<Case> {
+    let mut v = Vec::new();
+    for part in [im2col_cases(), pointwise_cases(), reduce_cases()] {
+        match part {
+            Ok(cases) => v.extend(cases),
+            Err(e) => v.push(super::broken("catalogue", e)),
+        }
+    }
+    v.extend(mse_cases());
+    v.push(cross_entropy_case());
+    v
+}
