@@ -100,7 +100,7 @@ pub fn training(ctx: &Arc<GpuContext>, opts: &Options) -> Result<TrainingFigures
     note(t.flush_losses()?);
     n.seconds = start.elapsed().as_secs_f64();
     n.images_per_s = (n.steps * BATCH) as f64 / n.seconds;
-    let m = t.memory();
+    let (peak_bytes, naive_bytes) = t.memory().map_or((0, 0), |m| (m.peak_bytes(), m.naive_bytes));
     Ok(TrainingFigures {
         adapter: tag(ctx),
         backend: backend_name(ctx.backend()).into(),
@@ -110,9 +110,9 @@ pub fn training(ctx: &Arc<GpuContext>, opts: &Options) -> Result<TrainingFigures
         method: Method::WallClock,
         blocking,
         nonblocking: n,
-        launches_per_step: t.program().launch_count(),
-        peak_bytes: m.peak_bytes(),
-        naive_bytes: m.naive_bytes,
+        launches_per_step: t.program().map_or(0, |p| p.launch_count()),
+        peak_bytes,
+        naive_bytes,
         last_loss,
     })
 }
