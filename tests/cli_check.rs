@@ -141,3 +141,21 @@ fn bench_quick_reports_positive_figures() {
         assert!(training["peak_bytes"].as_u64().unwrap_or(0) > 0);
     }
 }
+
+#[test]
+fn bench_profile_times_every_dispatch_of_a_step() {
+    let present = backends_present();
+    let out = wgrad(&["bench", "--profile", "--json"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let v = json(&out);
+    let adapters = v.as_array().expect("one profile per adapter");
+    assert_eq!(adapters.len(), present.len());
+    for a in adapters {
+        let rows = a["dispatches"].as_array().unwrap();
+        // 43 kernels of the step plus the one optimizer dispatch.
+        assert_eq!(rows.len(), 44, "{a}");
+        assert!(rows.iter().all(|r| r["ms"].as_f64().unwrap() >= 0.0));
+        assert!(a["total_ms"].as_f64().unwrap() > 0.0);
+        assert!(rows.iter().any(|r| r["kernel"].as_str().unwrap().starts_with("adam_step")));
+    }
+}

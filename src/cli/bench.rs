@@ -22,6 +22,9 @@ pub struct BenchArgs {
     /// A smoke run: about 0.03 s per item instead of 0.3 s (figures are noisier).
     #[arg(long)]
     pub quick: bool,
+    /// Instead of the kernel table: the GPU time of every dispatch of one training step.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 /// The JSON document: one entry per adapter measured, and the adapters that would not open.
@@ -104,6 +107,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .iter()
         .map(|(a, e)| format!("{a}: {e}"))
         .collect();
+    if args.profile {
+        let mut all = Vec::new();
+        for ctx in &opened.contexts {
+            let p = super::profile::profile(ctx)?;
+            if !args.json {
+                super::profile::print(&p);
+            }
+            all.push(p);
+        }
+        if args.json {
+            let json = serde_json::to_string_pretty(&all)
+                .map_err(|e| Error::invalid("bench --profile --json", e))?;
+            println!("{json}");
+        }
+        return Ok(());
+    }
     let mut adapters = Vec::new();
     for ctx in &opened.contexts {
         if !args.json {

@@ -6,6 +6,7 @@ mod classify;
 mod common;
 mod devices;
 mod encode;
+mod profile;
 mod reconstruct;
 mod train;
 
