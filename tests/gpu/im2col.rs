@@ -1,9 +1,14 @@
 //! im2col.wgsl (`im2col`, `col2im`, `col2im_bias`) against cpu::im2col, on conv geometries and
-//! on transposed-conv geometries (whose window count need not be a conv's of the same image).
+//! on transposed-conv geometries (whose window count need not be a conv's of the same image),
+//! each with the adapter's own workgroup layout and with two others: one line chunk per
+//! workgroup (the most workgroups; planes split into many chunks) and a GPU's share of 512
+//! elements (what a CPU adapter would not otherwise run).
 
 use crate::common::{check, contexts, data};
 use wgrad::compare::Tolerance;
-use wgrad::gpu::kernels::im2col::{col2im, col2im_bias, im2col};
+use wgrad::gpu::kernels::im2col::{
+    GroupShare, col2im, col2im_bias, col2im_with, im2col, im2col_with,
+};
 use wgrad::shape::{ConvGeometry, conv_transpose2d_geometry, conv2d_geometry};
 use wgrad::{ConvParams, Shape, Tensor, cpu};
 
@@ -62,6 +67,13 @@ fn describe(g: &ConvGeometry) -> String {
     )
 }
 
+/// The workgroup layouts every geometry is run with.
+const SHARES: [GroupShare; 3] = [
+    GroupShare::Auto,
+    GroupShare::Elements(1),
+    GroupShare::Elements(512),
+];
+
 /// A tensor full of NaN, so that an element the kernel forgets to write fails the comparison.
 fn nans(shape: Shape) -> Tensor {
     Tensor::full(shape, f32::NAN)
@@ -74,11 +86,17 @@ fn im2col_matches_cpu() {
         let want = cpu::im2col::im2col(&g, &x.data).unwrap();
         for ctx in contexts() {
             let gx = ctx.upload("image", &x).unwrap();
-            let gc = ctx.upload("cols", &nans(g.cols_shape())).unwrap();
-            ctx.run(&[&im2col(ctx, &g, &gx, &gc).unwrap()]).unwrap();
-            let got = ctx.download(&gc).unwrap();
-            let what = format!("im2col {}", describe(&g));
-            check(ctx, &what, &got.data, &want, Tolerance::EXACT);
+            for share in SHARES {
+                let gc = ctx.upload("cols", &nans(g.cols_shape())).unwrap();
+                let l = match share {
+                    GroupShare::Auto => im2col(ctx, &g, &gx, &gc),
+                    _ => im2col_with(ctx, &g, &gx, &gc, share),
+                };
+                ctx.run(&[&l.unwrap()]).unwrap();
+                let got = ctx.download(&gc).unwrap();
+                let what = format!("im2col {} {share:?}", describe(&g));
+                check(ctx, &what, &got.data, &want, Tolerance::EXACT);
+            }
         }
     }
 }
@@ -94,22 +112,25 @@ fn col2im_matches_cpu() {
         for ctx in contexts() {
             let gc = ctx.upload("cols", &c).unwrap();
             let gb = ctx.upload("bias", &b).unwrap();
-            let gx = ctx.upload("image", &nans(g.image_shape())).unwrap();
-            ctx.run(&[&col2im(ctx, &g, &gc, &gx).unwrap()]).unwrap();
-            let got = ctx.download(&gx).unwrap();
-            check(
-                ctx,
-                &format!("col2im {}", describe(&g)),
-                &got.data,
-                &want,
-                tol,
-            );
-            let gx = ctx.upload("image", &nans(g.image_shape())).unwrap();
-            ctx.run(&[&col2im_bias(ctx, &g, &gc, &gb, &gx).unwrap()])
-                .unwrap();
-            let got = ctx.download(&gx).unwrap();
-            let what = format!("col2im_bias {}", describe(&g));
-            check(ctx, &what, &got.data, &want_b, tol);
+            for share in SHARES {
+                for (bias, want) in [(None, &want), (Some(&gb), &want_b)] {
+                    let gx = ctx.upload("image", &nans(g.image_shape())).unwrap();
+                    let l = match (share, bias) {
+                        (GroupShare::Auto, None) => col2im(ctx, &g, &gc, &gx),
+                        (GroupShare::Auto, Some(b)) => col2im_bias(ctx, &g, &gc, b, &gx),
+                        _ => col2im_with(ctx, &g, &gc, bias, &gx, share),
+                    };
+                    ctx.run(&[&l.unwrap()]).unwrap();
+                    let got = ctx.download(&gx).unwrap();
+                    let op = if bias.is_some() {
+                        "col2im_bias"
+                    } else {
+                        "col2im"
+                    };
+                    let what = format!("{op} {} {share:?}", describe(&g));
+                    check(ctx, &what, &got.data, want, tol);
+                }
+            }
         }
     }
 }
