@@ -4,8 +4,9 @@
 //           cols[n, c·kh·kw + i·kw + j, oy·OW + ox] = image[n, c, oy·sh − ph + i·dh, ox·sw − pw + j·dw]
 //           (zero where the window reaches into the padding)
 //   col2im: cols -> image, each image element the sum of every column entry that im2col copied
-//           from it. Written as a gather (one invocation per image element, looping over the
-//           kernel offsets that can reach it), so it needs no atomics and is deterministic.
+//           from it. Written as a gather (each image element summed by one invocation, looping
+//           over the kernel offsets that can reach it), so it needs no atomics and is
+//           deterministic.
 //   col2im_bias: col2im plus bias[c] on channel c (a transposed convolution's bias, added in
 //           the same pass instead of a second sweep over the image).
 //
@@ -24,16 +25,16 @@
 // plane (contiguous memory; coalesced on GPUs), and whatever depends on the position alone
 // (col2im's kernel offsets that reach it) is found once for all the planes.
 //
-// No integer division per element, nor per invocation: divisions by runtime values are
-// scalarized on SIMD CPU drivers (lavapipe: AVX2 has no vector divide, so 8 scalar divides per
-// 8-lane step). Only workgroup-uniform values are divided (the workgroup's chunk and first
-// plane, the chunk's first line): those are the same in every lane. An invocation's offset in
-// the tile (below 64) is divided by a multiply and shift with constants from the launcher, and
-// everything else is stepped: the plane index (n, c, i, j) carries from plane to plane, a source
-// line advances by tile_h·sh, col2im tracks y + ph = qy·sh + ry as y advances by tile_h, and
-// the kernel offsets that reach (y, x) are found by stepping i·dh = a·sh + b.
+// No integer division per element: divisions by runtime values are scalarized on SIMD CPU
+// drivers (lavapipe: AVX2 has no vector divide, so 8 scalar divides per 8-lane step). Only
+// workgroup-uniform values are divided (the workgroup's chunk and first plane, the chunk's first
+// line), a few times per invocation: a fixed cost per workgroup. An invocation's offset in the
+// tile (below 64) is divided by a multiply and shift with constants from the launcher, and the
+// rest is stepped: im2col's plane index (n, c, i, j) carries from plane to plane and its source
+// position with it; col2im tracks y + ph = qy·sh + ry as y advances by tile_h (and x + pw by sw
+// likewise), and finds the kernel offsets that reach (y, x) by stepping i·dh = a·sh + b.
 // The launcher folds the linear workgroup index into x and y (per-dimension dispatch limit) and
-// precomputes the stepping constants below.
+// precomputes the constants below.
 
 struct Params {
     batch: u32, channels: u32, height: u32, width: u32,

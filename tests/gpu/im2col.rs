@@ -20,7 +20,26 @@ fn geometries() -> Vec<ConvGeometry> {
     asym.stride = [2, 1];
     asym.padding = [1, 0];
     asym.dilation = [1, 2];
+    // Stride and dilation with common factors: the kernel offsets that reach an image position
+    // recur every stride / gcd offsets, and some positions are reached by none. Wider than one
+    // workgroup row of 64 invocations.
+    let mut common = ConvParams::square(1, 1, 1);
+    common.stride = [4, 3];
+    common.padding = [3, 2];
+    common.dilation = [6, 2];
     vec![
+        conv([2, 3, 17, 70], [3, 4], common),
+        // Padding wider than the kernel: whole windows in the padding.
+        conv([1, 2, 3, 3], [2, 2], ConvParams::square(1, 4, 1)),
+        conv([2, 2, 10, 9], [3, 3], ConvParams::square(2, 2, 2)),
+        conv_transpose2d_geometry(
+            "test",
+            &Shape::new([1, 2, 5, 4]),
+            3,
+            [2, 3],
+            ConvParams::square(3, 1, 3).with_output_padding(2),
+        )
+        .unwrap(),
         conv([1, 1, 28, 28], [3, 3], ConvParams::square(1, 1, 1)),
         conv([2, 3, 13, 7], [3, 2], ConvParams::default()),
         conv([3, 5, 13, 7], [5, 5], ConvParams::square(2, 2, 1)),
@@ -137,7 +156,7 @@ fn col2im_matches_cpu() {
 
 #[test]
 fn bad_calls_are_errors() {
-    let g = geometries()[1];
+    let g = geometries()[5];
     let mut zero_stride = g;
     zero_stride.params.stride = [0, 1];
     let short = vec![0.0; g.image_shape().numel() - 1];

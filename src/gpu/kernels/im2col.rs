@@ -66,12 +66,17 @@ enum Dir {
 /// to them: at least one line chunk, at most whole planes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GroupShare {
-    /// Chosen from the adapter type, as the plain launchers do. On a CPU adapter (lavapipe,
-    /// llvmpipe) each workgroup is one call that runs its invocations 8 (AVX2) or 4 lanes at a
-    /// time and scalarizes an invocation's few divisions per lane, so workgroups are long (up to
-    /// 8192 elements, 128 per invocation) while leaving 64 of them for the cores. A GPU wants many
-    /// short ones to fill its cores: 256 to 1024 elements (4 to 16 per invocation), at least 2048
-    /// workgroups where the tensor allows.
+    /// Chosen from the adapter type, as the plain launchers do.
+    ///
+    /// A CPU adapter (lavapipe, llvmpipe) runs a workgroup as one call that steps through its
+    /// invocations 8 (AVX2) or 4 lanes at a time. On lavapipe each workgroup costs a fixed 0.5
+    /// to 2 µs (which dominated the old one-element-per-invocation kernels as much as their
+    /// divisions did) plus its invocations' setup, which the innermost plane loop amortizes over
+    /// the workgroup's planes. So workgroups are long: about 8 per CPU thread
+    /// (`available_parallelism`; lavapipe's thread pool has one per CPU), 2048 to 65536 elements.
+    ///
+    /// A GPU wants many short ones to fill its cores: 256 to 1024 elements (4 to 16 per
+    /// invocation), at least 2048 workgroups where the tensor allows.
     #[default]
     Auto,
     /// This many elements (benchmarks and tests, to try or cover other layouts).
@@ -83,7 +88,8 @@ impl GroupShare {
         match self {
             GroupShare::Elements(n) => n.max(1),
             GroupShare::Auto if ctx.info.device_type == wgpu::DeviceType::Cpu => {
-                (total / 64).clamp(1024, 8192)
+                let threads = std::thread::available_parallelism().map_or(4, |n| n.get());
+                (total / (8 * threads)).clamp(2048, 65536)
             }
             GroupShare::Auto => (total / 2048).clamp(256, 1024),
         }
