@@ -1,9 +1,14 @@
 //! im2col.wgsl (`im2col`, `col2im`, `col2im_bias`) against cpu::im2col, on conv geometries and
-//! on transposed-conv geometries (whose window count need not be a conv's of the same image).
+//! on transposed-conv geometries (whose window count need not be a conv's of the same image),
+//! each with the adapter's own workgroup layout and with two others: one line chunk per
+//! workgroup (the most workgroups; planes split into many chunks) and a GPU's share of 512
+//! elements (what a CPU adapter would not otherwise run).
 
 use crate::common::{check, contexts, data};
 use wgrad::compare::Tolerance;
-use wgrad::gpu::kernels::im2col::{col2im, col2im_bias, im2col};
+use wgrad::gpu::kernels::im2col::{
+    GroupShare, col2im, col2im_bias, col2im_with, im2col, im2col_with,
+};
 use wgrad::shape::{ConvGeometry, conv_transpose2d_geometry, conv2d_geometry};
 use wgrad::{ConvParams, Shape, Tensor, cpu};
 
@@ -15,7 +20,26 @@ fn geometries() -> Vec<ConvGeometry> {
     asym.stride = [2, 1];
     asym.padding = [1, 0];
     asym.dilation = [1, 2];
+    // Stride and dilation with common factors: the kernel offsets that reach an image position
+    // recur every stride / gcd offsets, and some positions are reached by none. Wider than one
+    // workgroup row of 64 invocations.
+    let mut common = ConvParams::square(1, 1, 1);
+    common.stride = [4, 3];
+    common.padding = [3, 2];
+    common.dilation = [6, 2];
     vec![
+        conv([2, 3, 17, 70], [3, 4], common),
+        // Padding wider than the kernel: whole windows in the padding.
+        conv([1, 2, 3, 3], [2, 2], ConvParams::square(1, 4, 1)),
+        conv([2, 2, 10, 9], [3, 3], ConvParams::square(2, 2, 2)),
+        conv_transpose2d_geometry(
+            "test",
+            &Shape::new([1, 2, 5, 4]),
+            3,
+            [2, 3],
+            ConvParams::square(3, 1, 3).with_output_padding(2),
+        )
+        .unwrap(),
         conv([1, 1, 28, 28], [3, 3], ConvParams::square(1, 1, 1)),
         conv([2, 3, 13, 7], [3, 2], ConvParams::default()),
         conv([3, 5, 13, 7], [5, 5], ConvParams::square(2, 2, 1)),
@@ -62,6 +86,13 @@ fn describe(g: &ConvGeometry) -> String {
     )
 }
 
+/// The workgroup layouts every geometry is run with.
+const SHARES: [GroupShare; 3] = [
+    GroupShare::Auto,
+    GroupShare::Elements(1),
+    GroupShare::Elements(512),
+];
+
 /// A tensor full of NaN, so that an element the kernel forgets to write fails the comparison.
 fn nans(shape: Shape) -> Tensor {
     Tensor::full(shape, f32::NAN)
@@ -74,11 +105,17 @@ fn im2col_matches_cpu() {
         let want = cpu::im2col::im2col(&g, &x.data).unwrap();
         for ctx in contexts() {
             let gx = ctx.upload("image", &x).unwrap();
-            let gc = ctx.upload("cols", &nans(g.cols_shape())).unwrap();
-            ctx.run(&[&im2col(ctx, &g, &gx, &gc).unwrap()]).unwrap();
-            let got = ctx.download(&gc).unwrap();
-            let what = format!("im2col {}", describe(&g));
-            check(ctx, &what, &got.data, &want, Tolerance::EXACT);
+            for share in SHARES {
+                let gc = ctx.upload("cols", &nans(g.cols_shape())).unwrap();
+                let l = match share {
+                    GroupShare::Auto => im2col(ctx, &g, &gx, &gc),
+                    _ => im2col_with(ctx, &g, &gx, &gc, share),
+                };
+                ctx.run(&[&l.unwrap()]).unwrap();
+                let got = ctx.download(&gc).unwrap();
+                let what = format!("im2col {} {share:?}", describe(&g));
+                check(ctx, &what, &got.data, &want, Tolerance::EXACT);
+            }
         }
     }
 }
@@ -94,29 +131,32 @@ fn col2im_matches_cpu() {
         for ctx in contexts() {
             let gc = ctx.upload("cols", &c).unwrap();
             let gb = ctx.upload("bias", &b).unwrap();
-            let gx = ctx.upload("image", &nans(g.image_shape())).unwrap();
-            ctx.run(&[&col2im(ctx, &g, &gc, &gx).unwrap()]).unwrap();
-            let got = ctx.download(&gx).unwrap();
-            check(
-                ctx,
-                &format!("col2im {}", describe(&g)),
-                &got.data,
-                &want,
-                tol,
-            );
-            let gx = ctx.upload("image", &nans(g.image_shape())).unwrap();
-            ctx.run(&[&col2im_bias(ctx, &g, &gc, &gb, &gx).unwrap()])
-                .unwrap();
-            let got = ctx.download(&gx).unwrap();
-            let what = format!("col2im_bias {}", describe(&g));
-            check(ctx, &what, &got.data, &want_b, tol);
+            for share in SHARES {
+                for (bias, want) in [(None, &want), (Some(&gb), &want_b)] {
+                    let gx = ctx.upload("image", &nans(g.image_shape())).unwrap();
+                    let l = match (share, bias) {
+                        (GroupShare::Auto, None) => col2im(ctx, &g, &gc, &gx),
+                        (GroupShare::Auto, Some(b)) => col2im_bias(ctx, &g, &gc, b, &gx),
+                        _ => col2im_with(ctx, &g, &gc, bias, &gx, share),
+                    };
+                    ctx.run(&[&l.unwrap()]).unwrap();
+                    let got = ctx.download(&gx).unwrap();
+                    let op = if bias.is_some() {
+                        "col2im_bias"
+                    } else {
+                        "col2im"
+                    };
+                    let what = format!("{op} {} {share:?}", describe(&g));
+                    check(ctx, &what, &got.data, want, tol);
+                }
+            }
         }
     }
 }
 
 #[test]
 fn bad_calls_are_errors() {
-    let g = geometries()[1];
+    let g = geometries()[5];
     let mut zero_stride = g;
     zero_stride.params.stride = [0, 1];
     let short = vec![0.0; g.image_shape().numel() - 1];
