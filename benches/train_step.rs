@@ -46,7 +46,9 @@ fn bench(c: &mut Criterion) {
         100.0 * m.peak_bytes() as f64 / m.naive_bytes as f64
     );
     let x = Tensor::uniform([BATCH, 1, 28, 28], 0.0, 1.0, 1);
-    let mut group = c.benchmark_group(format!("train step, default preset, batch {BATCH}, Adam [{adapter}]"));
+    let mut group = c.benchmark_group(format!(
+        "train step, default preset, batch {BATCH}, Adam [{adapter}]"
+    ));
     group.throughput(Throughput::Elements(BATCH as u64));
     group.sample_size(20);
     group.bench_function("loss every step", |b| {

@@ -16,7 +16,11 @@ use wgrad::{AdamConfig, GpuContext, Tensor};
 fn draw(batch: usize, seed: usize) -> Tensor {
     let mut data = vec![0f32; batch * 28 * 28];
     for n in 0..batch {
-        let (cy, cx, r) = (8 + (n + seed) % 12, 8 + (3 * n + seed) % 12, 3 + (n + seed) % 5);
+        let (cy, cx, r) = (
+            8 + (n + seed) % 12,
+            8 + (3 * n + seed) % 12,
+            3 + (n + seed) % 5,
+        );
         for y in 0..28 {
             for x in 0..28 {
                 let d2 = (y as isize - cy as isize).pow(2) + (x as isize - cx as isize).pow(2);
@@ -26,7 +30,10 @@ fn draw(batch: usize, seed: usize) -> Tensor {
             }
         }
     }
-    Tensor { shape: wgrad::Shape::new([batch, 1, 28, 28]), data }
+    Tensor {
+        shape: wgrad::Shape::new([batch, 1, 28, 28]),
+        data,
+    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,10 +51,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }))?;
 
     // --- Hand the device to wgrad ----------------------------------------------------------
-    let ctx = Arc::new(GpuContext::from_device(device.clone(), queue.clone(), adapter.get_info()));
+    let ctx = Arc::new(GpuContext::from_device(
+        device.clone(),
+        queue.clone(),
+        adapter.get_info(),
+    ));
     println!("training on {}", ctx.describe());
     let batch = 16;
-    let adam = AdamConfig { lr: 3e-3, ..AdamConfig::adam() };
+    let adam = AdamConfig {
+        lr: 3e-3,
+        ..AdamConfig::adam()
+    };
     let mut trainer = Trainer::new(
         Device::Gpu(ctx),
         AutoencoderConfig::default(),

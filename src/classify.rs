@@ -76,7 +76,10 @@ impl Classifier {
             ));
         }
         if batch == 0 {
-            return Err(Error::invalid("classifier", "batch size must be at least 1"));
+            return Err(Error::invalid(
+                "classifier",
+                "batch size must be at least 1",
+            ));
         }
         let code = ae.code_shape()?;
         if code.rank() != 1 {

@@ -26,7 +26,10 @@ pub fn training_graph(
 }
 
 fn inference_only() -> Error {
-    Error::invalid("trainer", "this model was opened for inference only: it cannot train")
+    Error::invalid(
+        "trainer",
+        "this model was opened for inference only: it cannot train",
+    )
 }
 
 /// A forward-only program at one batch size: images in, loss / reconstruction / code out.
@@ -113,7 +116,10 @@ impl Trainer {
             if t.shape != spec.shape {
                 return Err(Error::model(
                     &spec.name,
-                    format!("the loaded tensor is {} but the model needs {}", t.shape, spec.shape),
+                    format!(
+                        "the loaded tensor is {} but the model needs {}",
+                        t.shape, spec.shape
+                    ),
                 ));
             }
             want.push((spec.name, t));
@@ -128,7 +134,6 @@ impl Trainer {
             eval: HashMap::new(),
         })
     }
-
 
     pub fn config(&self) -> &AutoencoderConfig {
         &self.config

@@ -21,7 +21,12 @@ fn wgrad(args: &[&str]) -> Output {
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .output()
         .unwrap();
-    println!("$ wgrad {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!(
+        "$ wgrad {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -67,11 +72,34 @@ fn resume_is_bit_identical_on_every_backend() {
         let run = |extra: &[&str]| ok(&[&common[..], extra].concat());
         run(&["--steps", "6", "--save", a.to_str().unwrap()]);
         run(&["--steps", "3", "--save", b.to_str().unwrap()]);
-        run(&["--steps", "6", "--resume", b.to_str().unwrap(), "--save", b.to_str().unwrap()]);
-        assert_eq!(tensors(&a), tensors(&b), "{backend}: resumed parameters differ from an uninterrupted run");
-        let side = |p: &Path| tensors(&p.with_file_name(format!("{}.optim-6.safetensors", p.file_stem().unwrap().to_str().unwrap())));
-        assert_eq!(side(&a), side(&b), "{backend}: resumed optimizer state differs");
-        assert!(!d.join("b.optim-3.safetensors").exists(), "the superseded optimizer state is removed");
+        run(&[
+            "--steps",
+            "6",
+            "--resume",
+            b.to_str().unwrap(),
+            "--save",
+            b.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            tensors(&a),
+            tensors(&b),
+            "{backend}: resumed parameters differ from an uninterrupted run"
+        );
+        let side = |p: &Path| {
+            tensors(&p.with_file_name(format!(
+                "{}.optim-6.safetensors",
+                p.file_stem().unwrap().to_str().unwrap()
+            )))
+        };
+        assert_eq!(
+            side(&a),
+            side(&b),
+            "{backend}: resumed optimizer state differs"
+        );
+        assert!(
+            !d.join("b.optim-3.safetensors").exists(),
+            "the superseded optimizer state is removed"
+        );
         // The loss log of the resumed run continues the first one.
         let log = std::fs::read_to_string(d.join("b.loss.csv")).unwrap();
         assert_eq!(log.lines().count(), 7, "header + 6 steps:\n{log}");
@@ -85,19 +113,52 @@ fn train_reconstruct_classify_encode() {
     let c = ckpt.to_str().unwrap();
     // 100 steps at lr 3e-3 take the autoencoder past its early plateau (where it draws the mean
     // image and the code carries little), so the frozen encoder's codes are worth classifying.
-    let out = ok(&["train", "--steps", "100", "--batch", "32", "--lr", "3e-3", "--save", c, "--every", "50"]);
+    let out = ok(&[
+        "train", "--steps", "100", "--batch", "32", "--lr", "3e-3", "--save", c, "--every", "50",
+    ]);
     assert!(out.contains("held-out loss"), "{out}");
-    for f in ["ae.loss.csv", "ae.loss.png", "ae.reconstructions.png", "ae.optim-100.safetensors"] {
+    for f in [
+        "ae.loss.csv",
+        "ae.loss.png",
+        "ae.reconstructions.png",
+        "ae.optim-100.safetensors",
+    ] {
         assert!(d.join(f).exists(), "{f} missing");
     }
     let grid = d.join("grid.png");
-    let out = ok(&["reconstruct", "--ckpt", c, "--out", grid.to_str().unwrap(), "--count", "4"]);
+    let out = ok(&[
+        "reconstruct",
+        "--ckpt",
+        c,
+        "--out",
+        grid.to_str().unwrap(),
+        "--count",
+        "4",
+    ]);
     assert!(out.contains("loss"), "{out}");
     let png = image::open(&grid).unwrap();
-    assert!(png.width() > 4 * 28 && png.height() > 2 * 28, "{}x{}", png.width(), png.height());
-    let out = ok(&["classify", "--ckpt", c, "--epochs", "1", "--batch", "32", "--lr", "3e-3"]);
-    let acc: f64 = out.split("accuracy ").nth(1).unwrap().split('%').next().unwrap().parse().unwrap();
-    assert!(acc > 2.0 * 100.0 / 6.0, "accuracy {acc}% not clearly above chance (16.7%):\n{out}");
+    assert!(
+        png.width() > 4 * 28 && png.height() > 2 * 28,
+        "{}x{}",
+        png.width(),
+        png.height()
+    );
+    let out = ok(&[
+        "classify", "--ckpt", c, "--epochs", "1", "--batch", "32", "--lr", "3e-3",
+    ]);
+    let acc: f64 = out
+        .split("accuracy ")
+        .nth(1)
+        .unwrap()
+        .split('%')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        acc > 2.0 * 100.0 / 6.0,
+        "accuracy {acc}% not clearly above chance (16.7%):\n{out}"
+    );
     let codes = d.join("codes.safetensors");
     ok(&["encode", "--ckpt", c, "--out", codes.to_str().unwrap()]);
     let f = Checkpoint::load(&codes).unwrap();
@@ -109,7 +170,17 @@ fn train_reconstruct_classify_encode() {
 fn steps_zero_writes_the_freshly_initialised_model() {
     let d = dir("fresh");
     let ckpt = d.join("m.safetensors");
-    ok(&["train", "--steps", "0", "--seed", "5", "--backend", "cpu", "--save", ckpt.to_str().unwrap()]);
+    ok(&[
+        "train",
+        "--steps",
+        "0",
+        "--seed",
+        "5",
+        "--backend",
+        "cpu",
+        "--save",
+        ckpt.to_str().unwrap(),
+    ]);
     let want = init_params(&AutoencoderConfig::default().params(), 5);
     let got = Checkpoint::load(&ckpt).unwrap();
     assert_eq!(got.tensors.len(), want.len());
@@ -127,7 +198,11 @@ fn one_image_idx(path: &Path) -> Tensor {
     }
     bytes.extend(&pixels);
     std::fs::write(path, bytes).unwrap();
-    Tensor::new([1, 1, 28, 28], pixels.iter().map(|&p| p as f32 / 255.0).collect()).unwrap()
+    Tensor::new(
+        [1, 1, 28, 28],
+        pixels.iter().map(|&p| p as f32 / 255.0).collect(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -137,34 +212,62 @@ fn a_pytorch_layout_checkpoint_gives_the_independently_computed_loss() {
     let mut ckpt = Checkpoint::new();
     let specs = AutoencoderConfig::default().params();
     for (i, s) in specs.iter().enumerate() {
-        ckpt.insert(s.name.clone(), Tensor::uniform(s.shape.clone(), -0.3, 0.3, 100 + i as u64));
+        ckpt.insert(
+            s.name.clone(),
+            Tensor::uniform(s.shape.clone(), -0.3, 0.3, 100 + i as u64),
+        );
     }
     ckpt.metadata.insert("format".into(), "pt".into());
     let path = d.join("torch.safetensors");
     ckpt.save(&path).unwrap();
     let x = one_image_idx(&d.join("one-images-idx3-ubyte"));
     // The loss by hand, with the nested-loop CPU convolutions and a plain linear layer.
-    use wgrad::cpu::conv::{conv2d_forward, conv_transpose2d_forward};
+    use wgrad::cpu::conv::{conv_transpose2d_forward, conv2d_forward};
     use wgrad::spec::Activation::{Relu, Sigmoid};
     let w = |n: &str| ckpt.get(n).unwrap().clone();
     let linear = |x: &Tensor, wn: &str, bn: &str| {
         let (w, b) = (w(wn), w(bn));
         let (o, i) = (w.shape.dims()[0], w.shape.dims()[1]);
         let y: Vec<f32> = (0..o)
-            .map(|r| (b.data[r] as f64 + (0..i).map(|c| w.data[r * i + c] as f64 * x.data[c] as f64).sum::<f64>()) as f32)
+            .map(|r| {
+                (b.data[r] as f64
+                    + (0..i)
+                        .map(|c| w.data[r * i + c] as f64 * x.data[c] as f64)
+                        .sum::<f64>()) as f32
+            })
             .collect();
         Tensor::new([1, o], y).unwrap()
     };
     let s2 = ConvParams::square(2, 1, 1);
-    let h = conv2d_forward(&x, &w("encoder.0.weight"), Some(&w("encoder.0.bias")), s2, Relu).unwrap();
-    let h = conv2d_forward(&h, &w("encoder.2.weight"), Some(&w("encoder.2.bias")), s2, Relu).unwrap();
-    let code = linear(&h.reshape([1, 1568]).unwrap(), "encoder.5.weight", "encoder.5.bias");
+    let h = conv2d_forward(
+        &x,
+        &w("encoder.0.weight"),
+        Some(&w("encoder.0.bias")),
+        s2,
+        Relu,
+    )
+    .unwrap();
+    let h = conv2d_forward(
+        &h,
+        &w("encoder.2.weight"),
+        Some(&w("encoder.2.bias")),
+        s2,
+        Relu,
+    )
+    .unwrap();
+    let code = linear(
+        &h.reshape([1, 1568]).unwrap(),
+        "encoder.5.weight",
+        "encoder.5.bias",
+    );
     let h = linear(&code, "decoder.0.weight", "decoder.0.bias");
     let h = Tensor::new([1, 32, 7, 7], h.data.iter().map(|v| v.max(0.0)).collect()).unwrap();
     let up = s2.with_output_padding(1);
-    let h = conv_transpose2d_forward(&h, &w("decoder.3.weight"), Some(&w("decoder.3.bias")), up).unwrap();
+    let h = conv_transpose2d_forward(&h, &w("decoder.3.weight"), Some(&w("decoder.3.bias")), up)
+        .unwrap();
     let h = Tensor::new(h.shape.clone(), h.data.iter().map(|v| v.max(0.0)).collect()).unwrap();
-    let y = conv_transpose2d_forward(&h, &w("decoder.5.weight"), Some(&w("decoder.5.bias")), up).unwrap();
+    let y = conv_transpose2d_forward(&h, &w("decoder.5.weight"), Some(&w("decoder.5.bias")), up)
+        .unwrap();
     let want: f64 = y
         .data
         .iter()
@@ -174,23 +277,46 @@ fn a_pytorch_layout_checkpoint_gives_the_independently_computed_loss() {
         / 784.0;
     for backend in backends() {
         let out = ok(&[
-            "reconstruct", "--ckpt", path.to_str().unwrap(), "--data", d.join("one-images-idx3-ubyte").to_str().unwrap(),
-            "--out", d.join(format!("{backend}.png")).to_str().unwrap(), "--backend", backend,
+            "reconstruct",
+            "--ckpt",
+            path.to_str().unwrap(),
+            "--data",
+            d.join("one-images-idx3-ubyte").to_str().unwrap(),
+            "--out",
+            d.join(format!("{backend}.png")).to_str().unwrap(),
+            "--backend",
+            backend,
         ]);
         let got: f64 = out.split("loss ").nth(1).unwrap().trim().parse().unwrap();
         println!("{backend}: loss {got} vs {want} computed by hand");
-        assert!((got - want).abs() <= 1e-5 * want.max(1e-3), "{backend}: {got} vs {want}");
+        assert!(
+            (got - want).abs() <= 1e-5 * want.max(1e-3),
+            "{backend}: {got} vs {want}"
+        );
     }
 }
 
 /// Runs `wgrad train` on bad data; it must fail with one line naming `file` and `what`.
 fn refuses(data: &Path, file: &str, what: &str) {
-    let out = wgrad(&["train", "--steps", "1", "--backend", "cpu", "--data", data.to_str().unwrap(), "--save", "/tmp/never.safetensors"]);
+    let out = wgrad(&[
+        "train",
+        "--steps",
+        "1",
+        "--backend",
+        "cpu",
+        "--data",
+        data.to_str().unwrap(),
+        "--save",
+        "/tmp/never.safetensors",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "bad data accepted: {err}");
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "one error line expected:\n{err}");
-    assert!(lines[0].starts_with("wgrad: ") && lines[0].contains(file) && lines[0].contains(what), "{err}");
+    assert!(
+        lines[0].starts_with("wgrad: ") && lines[0].contains(file) && lines[0].contains(what),
+        "{err}"
+    );
     assert!(!err.contains("panicked"));
 }
 
@@ -208,12 +334,20 @@ fn bad_data_gets_one_error_line_naming_the_file() {
     let mut b = header(3, &[10, 28, 28]);
     b.extend(vec![0u8; 2 * 784]);
     std::fs::write(d.join("trunc-images-idx3-ubyte"), &b).unwrap();
-    refuses(&d.join("trunc-images-idx3-ubyte"), "trunc-images-idx3-ubyte", "truncated");
+    refuses(
+        &d.join("trunc-images-idx3-ubyte"),
+        "trunc-images-idx3-ubyte",
+        "truncated",
+    );
     // Wrong magic number.
     let mut b = header(1, &[784]);
     b.extend(vec![0u8; 784]);
     std::fs::write(d.join("magic-images-idx3-ubyte"), &b).unwrap();
-    refuses(&d.join("magic-images-idx3-ubyte"), "magic-images-idx3-ubyte", "magic");
+    refuses(
+        &d.join("magic-images-idx3-ubyte"),
+        "magic-images-idx3-ubyte",
+        "magic",
+    );
     // Image and label counts that differ.
     let mut b = header(3, &[3, 28, 28]);
     b.extend(vec![0u8; 3 * 784]);
@@ -225,8 +359,12 @@ fn bad_data_gets_one_error_line_naming_the_file() {
     // A folder of PNGs of mixed sizes.
     let mixed = d.join("mixed");
     std::fs::create_dir_all(&mixed).unwrap();
-    image::GrayImage::new(28, 28).save(mixed.join("a.png")).unwrap();
-    image::GrayImage::new(20, 20).save(mixed.join("b.png")).unwrap();
+    image::GrayImage::new(28, 28)
+        .save(mixed.join("a.png"))
+        .unwrap();
+    image::GrayImage::new(20, 20)
+        .save(mixed.join("b.png"))
+        .unwrap();
     refuses(&mixed, "b.png", "20");
     // An empty folder.
     let empty = d.join("empty");
@@ -243,7 +381,20 @@ fn bad_data_gets_one_error_line_naming_the_file() {
 fn bad_flags_and_missing_files_fail_cleanly() {
     let out = wgrad(&["reconstruct", "--ckpt", "/nonexistent/c.safetensors"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.lines().count() == 1 && err.contains("/nonexistent/c.safetensors"), "{err}");
-    let out = wgrad(&["train", "--optimizer", "adam", "--momentum", "0.9", "--steps", "1"]);
+    assert!(
+        !out.status.success()
+            && err.lines().count() == 1
+            && err.contains("/nonexistent/c.safetensors"),
+        "{err}"
+    );
+    let out = wgrad(&[
+        "train",
+        "--optimizer",
+        "adam",
+        "--momentum",
+        "0.9",
+        "--steps",
+        "1",
+    ]);
     assert!(!out.status.success());
 }

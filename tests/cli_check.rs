@@ -156,6 +156,9 @@ fn bench_profile_times_every_dispatch_of_a_step() {
         assert_eq!(rows.len(), 44, "{a}");
         assert!(rows.iter().all(|r| r["ms"].as_f64().unwrap() >= 0.0));
         assert!(a["total_ms"].as_f64().unwrap() > 0.0);
-        assert!(rows.iter().any(|r| r["kernel"].as_str().unwrap().starts_with("adam_step")));
+        assert!(
+            rows.iter()
+                .any(|r| r["kernel"].as_str().unwrap().starts_with("adam_step"))
+        );
     }
 }

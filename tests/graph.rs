@@ -13,16 +13,39 @@ fn every_layer() -> Sequential {
     Sequential::new(
         "net",
         vec![
-            Layer::Conv2d { in_channels: 2, out_channels: 3, kernel_size: 3, stride: 2, padding: 1 },
-            Layer::LeakyReLU { negative_slope: 0.1 },
-            Layer::ConvTranspose2d { in_channels: 3, out_channels: 2, kernel_size: 3, stride: 2, padding: 1, output_padding: 1 },
+            Layer::Conv2d {
+                in_channels: 2,
+                out_channels: 3,
+                kernel_size: 3,
+                stride: 2,
+                padding: 1,
+            },
+            Layer::LeakyReLU {
+                negative_slope: 0.1,
+            },
+            Layer::ConvTranspose2d {
+                in_channels: 3,
+                out_channels: 2,
+                kernel_size: 3,
+                stride: 2,
+                padding: 1,
+                output_padding: 1,
+            },
             Layer::Tanh,
             Layer::Flatten,
-            Layer::Linear { in_features: 72, out_features: 12 },
+            Layer::Linear {
+                in_features: 72,
+                out_features: 12,
+            },
             Layer::ReLU,
-            Layer::Unflatten { dims: vec![3, 2, 2] },
+            Layer::Unflatten {
+                dims: vec![3, 2, 2],
+            },
             Layer::Flatten,
-            Layer::Linear { in_features: 12, out_features: 4 },
+            Layer::Linear {
+                in_features: 12,
+                out_features: 4,
+            },
             Layer::Sigmoid,
         ],
     )
@@ -47,13 +70,26 @@ fn build(cross_entropy: bool) -> Built {
         let t = g.constant("target", Tensor::uniform([2, 4], 0.0, 1.0, 5));
         (g.mse_loss(y, t).unwrap(), None)
     };
-    Built { graph: g, input, labels, loss }
+    Built {
+        graph: g,
+        input,
+        labels,
+        loss,
+    }
 }
 
 fn loss_of(params: &[(String, Tensor)], cross_entropy: bool, x: &Tensor) -> f64 {
     let b = build(cross_entropy);
     let mut s = Session::new(Device::Cpu, params.to_vec(), &|_| false, None).unwrap();
-    let mut p = s.compile(b.graph, ProgramSpec { loss: Some(b.loss), ..Default::default() }).unwrap();
+    let mut p = s
+        .compile(
+            b.graph,
+            ProgramSpec {
+                loss: Some(b.loss),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let labels = [1u32, 3];
     let mut feeds = vec![(b.input, Feed::Data(x))];
     if let Some(l) = b.labels {
@@ -70,7 +106,14 @@ fn finite_differences(cross_entropy: bool) {
     let grads = backward(&mut b.graph, b.loss, &|_| false).unwrap();
     let mut s = Session::new(Device::Cpu, params.clone(), &|_| false, None).unwrap();
     let mut p = s
-        .compile(b.graph, ProgramSpec { loss: Some(b.loss), fetch: vec![], grads: Some(grads) })
+        .compile(
+            b.graph,
+            ProgramSpec {
+                loss: Some(b.loss),
+                fetch: vec![],
+                grads: Some(grads),
+            },
+        )
         .unwrap();
     let labels = [1u32, 3];
     let mut feeds = vec![(b.input, Feed::Data(&x))];
@@ -94,7 +137,10 @@ fn finite_differences(cross_entropy: bool) {
             plus[k].1.data[i] += h;
             let mut minus = params.clone();
             minus[k].1.data[i] -= h;
-            let (lp, lm) = (loss_of(&plus, cross_entropy, &x), loss_of(&minus, cross_entropy, &x));
+            let (lp, lm) = (
+                loss_of(&plus, cross_entropy, &x),
+                loss_of(&minus, cross_entropy, &x),
+            );
             let (fwd, bwd) = ((lp - base) / h as f64, (base - lm) / h as f64);
             if (fwd - bwd).abs() > 0.01 * scale {
                 kinks += 1;
@@ -104,11 +150,20 @@ fn finite_differences(cross_entropy: bool) {
             let numeric = (lp - lm) / (2.0 * h as f64);
             worst = worst.max((numeric - g.data[i] as f64).abs() / scale);
         }
-        println!("{name}: largest |numeric − analytic| / max|grad| = {worst:.2e} (max|grad| {scale:.2e})");
-        assert!(worst < 1e-2, "{name}: gradient differs from finite differences by {worst:.3e} of its scale");
+        println!(
+            "{name}: largest |numeric − analytic| / max|grad| = {worst:.2e} (max|grad| {scale:.2e})"
+        );
+        assert!(
+            worst < 1e-2,
+            "{name}: gradient differs from finite differences by {worst:.3e} of its scale"
+        );
     }
     println!("{checked} elements checked, {kinks} skipped at a kink");
-    assert!(kinks * 10 < checked, "too many kinks: {kinks} of {}", kinks + checked);
+    assert!(
+        kinks * 10 < checked,
+        "too many kinks: {kinks} of {}",
+        kinks + checked
+    );
 }
 
 #[test]
@@ -128,20 +183,60 @@ fn frozen_parameters_keep_their_bits_and_get_no_gradient() {
     let frozen = |n: &str| n.starts_with("encoder.");
     let (graph, input, loss, grads) = training_graph(&config, 4, &frozen).unwrap();
     let names: Vec<&str> = grads.params.iter().map(|p| p.0.as_str()).collect();
-    assert_eq!(names, ["decoder.0.weight", "decoder.0.bias", "decoder.3.weight", "decoder.3.bias", "decoder.5.weight", "decoder.5.bias"]);
-    let sgd = Optimizer::Sgd(SgdConfig { lr: 0.1, momentum: 0.9, weight_decay: 0.01, ..SgdConfig::default() });
+    assert_eq!(
+        names,
+        [
+            "decoder.0.weight",
+            "decoder.0.bias",
+            "decoder.3.weight",
+            "decoder.3.bias",
+            "decoder.5.weight",
+            "decoder.5.bias"
+        ]
+    );
+    let sgd = Optimizer::Sgd(SgdConfig {
+        lr: 0.1,
+        momentum: 0.9,
+        weight_decay: 0.01,
+        ..SgdConfig::default()
+    });
     let mut s = Session::new(Device::Cpu, params.clone(), &frozen, Some(sgd)).unwrap();
-    let mut p = s.compile(graph, ProgramSpec { loss: Some(loss), fetch: vec![], grads: Some(grads) }).unwrap();
+    let mut p = s
+        .compile(
+            graph,
+            ProgramSpec {
+                loss: Some(loss),
+                fetch: vec![],
+                grads: Some(grads),
+            },
+        )
+        .unwrap();
     let x = Tensor::uniform([4, 1, 28, 28], 0.0, 1.0, 2);
     for _ in 0..3 {
         s.step(&mut p, &[(input, Feed::Data(&x))]).unwrap();
     }
     let after = s.state().unwrap();
     for ((name, before), (_, now)) in params.iter().zip(&after.params) {
-        let same = before.data.iter().zip(&now.data).all(|(a, b)| a.to_bits() == b.to_bits());
-        assert_eq!(same, frozen(name), "{name}: frozen {} but changed {}", frozen(name), !same);
+        let same = before
+            .data
+            .iter()
+            .zip(&now.data)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert_eq!(
+            same,
+            frozen(name),
+            "{name}: frozen {} but changed {}",
+            frozen(name),
+            !same
+        );
     }
-    assert!(after.optimizer.iter().all(|(n, _)| n.starts_with("decoder.")), "no optimizer state for frozen parameters");
+    assert!(
+        after
+            .optimizer
+            .iter()
+            .all(|(n, _)| n.starts_with("decoder.")),
+        "no optimizer state for frozen parameters"
+    );
 }
 
 #[test]
@@ -151,11 +246,21 @@ fn frozen_encoder_computes_fewer_kernels() {
     let count = |frozen: &dyn Fn(&str) -> bool| {
         let (graph, _, loss, grads) = training_graph(&config, 2, frozen).unwrap();
         let s = Session::new(Device::Cpu, params.clone(), frozen, None).unwrap();
-        s.compile(graph, ProgramSpec { loss: Some(loss), fetch: vec![], grads: Some(grads) })
-            .unwrap()
-            .launch_count()
+        s.compile(
+            graph,
+            ProgramSpec {
+                loss: Some(loss),
+                fetch: vec![],
+                grads: Some(grads),
+            },
+        )
+        .unwrap()
+        .launch_count()
     };
-    let (all, frozen) = (count(&|_| false), count(&|n: &str| n.starts_with("encoder.")));
+    let (all, frozen) = (
+        count(&|_| false),
+        count(&|n: &str| n.starts_with("encoder.")),
+    );
     println!("kernels per step: {all} training everything, {frozen} with the encoder frozen");
     assert!(frozen < all);
 }
@@ -170,36 +275,64 @@ fn model_error(e: Error) -> (String, String) {
 #[test]
 fn a_linear_layer_that_does_not_fit_is_refused_naming_it() {
     let mut config = AutoencoderConfig::default();
-    config.encoder[5] = Layer::Linear { in_features: 1500, out_features: 32 };
+    config.encoder[5] = Layer::Linear {
+        in_features: 1500,
+        out_features: 32,
+    };
     let (layer, message) = model_error(config.check().unwrap_err());
     println!("{layer}: {message}");
     assert!(layer.starts_with("encoder.5"), "{layer}");
-    assert!(message.contains("[1, 1568]") && message.contains("[32, 1500]"), "{message}");
+    assert!(
+        message.contains("[1, 1568]") && message.contains("[32, 1500]"),
+        "{message}"
+    );
 }
 
 #[test]
 fn an_image_size_the_stride_two_stack_cannot_halve_is_refused() {
     let (layer, message) = model_error(AutoencoderConfig::preset(1, 27, 32, [16, 32]).unwrap_err());
     println!("{layer}: {message}");
-    assert!(message.contains("27") && message.contains("multiple of 4"), "{message}");
+    assert!(
+        message.contains("27") && message.contains("multiple of 4"),
+        "{message}"
+    );
     // The default layers on 30×30 images: 30 → 15 → 8, so the Linear gets 2048 features.
-    let config = AutoencoderConfig { image: [1, 30, 30], ..AutoencoderConfig::default() };
+    let config = AutoencoderConfig {
+        image: [1, 30, 30],
+        ..AutoencoderConfig::default()
+    };
     let (layer, message) = model_error(config.check().unwrap_err());
     println!("{layer}: {message}");
-    assert!(layer.starts_with("encoder.5") && message.contains("2048"), "{layer}: {message}");
+    assert!(
+        layer.starts_with("encoder.5") && message.contains("2048"),
+        "{layer}: {message}"
+    );
     // A decoder that gives back the wrong size.
     let mut config = AutoencoderConfig::default();
-    config.decoder[5] = Layer::ConvTranspose2d { in_channels: 16, out_channels: 1, kernel_size: 3, stride: 2, padding: 1, output_padding: 0 };
+    config.decoder[5] = Layer::ConvTranspose2d {
+        in_channels: 16,
+        out_channels: 1,
+        kernel_size: 3,
+        stride: 2,
+        padding: 1,
+        output_padding: 0,
+    };
     let (layer, message) = model_error(config.check().unwrap_err());
     println!("{layer}: {message}");
-    assert!(layer.starts_with("decoder.6") && message.contains("[1, 1, 27, 27]"), "{layer}: {message}");
+    assert!(
+        layer.starts_with("decoder.6") && message.contains("[1, 1, 27, 27]"),
+        "{layer}: {message}"
+    );
 }
 
 #[test]
 fn configs_round_trip_through_toml() {
     let config = AutoencoderConfig::default();
     let text = config.to_toml();
-    assert_eq!(AutoencoderConfig::from_toml(&text, "x.toml").unwrap(), config);
+    assert_eq!(
+        AutoencoderConfig::from_toml(&text, "x.toml").unwrap(),
+        config
+    );
     let err = AutoencoderConfig::from_toml("image = [1, 28]\n", "bad.toml").unwrap_err();
     assert!(err.to_string().starts_with("bad.toml:"), "{err}");
 }
@@ -226,7 +359,10 @@ fn default_preset_memory_plan_at_batch_64() {
 fn activations_fuse_into_the_matmul_before_them() {
     let mut g = Graph::new();
     let x = g.input("x", [2, 1, 28, 28]);
-    AutoencoderConfig::default().encoder().forward(&mut g, x).unwrap();
+    AutoencoderConfig::default()
+        .encoder()
+        .forward(&mut g, x)
+        .unwrap();
     // encoder.1 and encoder.3 (ReLU after each conv's matmul) fuse; nothing else can.
     assert_eq!(fuse_activations(&mut g, &[]), 2);
 }
@@ -276,11 +412,17 @@ fn no_two_live_tensors_share_a_pool_buffer() {
         for (a, sa, (a0, a1)) in &pool {
             for (b, sb, (b0, b1)) in &pool {
                 if a < b && sa == sb {
-                    assert!(a1 < b0 || b1 < a0, "batch {batch}: nodes {a} ({a0}..{a1}) and {b} ({b0}..{b1}) share slot {sa}");
+                    assert!(
+                        a1 < b0 || b1 < a0,
+                        "batch {batch}: nodes {a} ({a0}..{a1}) and {b} ({b0}..{b1}) share slot {sa}"
+                    );
                 }
             }
             let bytes = graph.shape(NodeId(*a)).numel() as u64 * 4;
-            assert!(plan.slot_bytes[*sa] >= bytes, "slot {sa} too small for node {a}");
+            assert!(
+                plan.slot_bytes[*sa] >= bytes,
+                "slot {sa} too small for node {a}"
+            );
         }
     }
 }

@@ -100,7 +100,9 @@ pub fn training(ctx: &Arc<GpuContext>, opts: &Options) -> Result<TrainingFigures
     note(t.flush_losses()?);
     n.seconds = start.elapsed().as_secs_f64();
     n.images_per_s = (n.steps * BATCH) as f64 / n.seconds;
-    let (peak_bytes, naive_bytes) = t.memory().map_or((0, 0), |m| (m.peak_bytes(), m.naive_bytes));
+    let (peak_bytes, naive_bytes) = t
+        .memory()
+        .map_or((0, 0), |m| (m.peak_bytes(), m.naive_bytes));
     Ok(TrainingFigures {
         adapter: tag(ctx),
         backend: backend_name(ctx.backend()).into(),

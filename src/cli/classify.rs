@@ -86,12 +86,18 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
         args.seed,
     )
     .map_err(|e| match e {
-        Error::Model { layer, message } => Error::data(args.ckpt.display(), format!("{layer}: {message}")),
+        Error::Model { layer, message } => {
+            Error::data(args.ckpt.display(), format!("{layer}: {message}"))
+        }
         e => e,
     })?;
     let order = BatchOrder::new(split.train.len(), args.batch, true, args.seed)?;
     let steps = args.epochs * order.batches_per_epoch() as u64;
-    let mode = if args.joint { "trained jointly" } else { "frozen" };
+    let mode = if args.joint {
+        "trained jointly"
+    } else {
+        "frozen"
+    };
     eprintln!(
         "classifying {classes} classes: {} train / {} test images, encoder {mode}, {} steps on {adapter}",
         split.train.len(),
@@ -108,7 +114,10 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
         if (step + 1) % order.batches_per_epoch() as u64 == 0 {
             let l = clf.flush_losses()?;
             if let Some((_, loss)) = l.last() {
-                eprintln!("epoch {}: cross-entropy {loss:.4}", (step + 1) / order.batches_per_epoch() as u64);
+                eprintln!(
+                    "epoch {}: cross-entropy {loss:.4}",
+                    (step + 1) / order.batches_per_epoch() as u64
+                );
             }
         }
     }

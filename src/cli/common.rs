@@ -37,7 +37,9 @@ pub fn device(b: BackendArg) -> Result<Device> {
     match GpuContext::new(&choice) {
         Ok(ctx) => Ok(Device::Gpu(Arc::new(ctx))),
         Err(Error::NoAdapter(why)) if b == BackendArg::Auto && choice.backend.is_none() => {
-            eprintln!("wgrad: warning: no GPU adapter ({why}); running on the CPU reference, which is slow");
+            eprintln!(
+                "wgrad: warning: no GPU adapter ({why}); running on the CPU reference, which is slow"
+            );
             Ok(Device::Cpu)
         }
         Err(e) => Err(e),
@@ -90,7 +92,10 @@ impl OptimizerArgs {
             }),
         };
         if self.momentum != 0.0 && self.optimizer != OptimizerArg::Sgd {
-            return Err(Error::invalid("--momentum", "only applies to --optimizer sgd"));
+            return Err(Error::invalid(
+                "--momentum",
+                "only applies to --optimizer sgd",
+            ));
         }
         o.check()?;
         Ok(o)
@@ -106,9 +111,7 @@ pub fn config(file: Option<&Path>, saved: Option<&SavedModel>) -> Result<Autoenc
         })?;
         return AutoencoderConfig::from_toml(&text, &f.display().to_string());
     }
-    Ok(saved
-        .and_then(|s| s.config.clone())
-        .unwrap_or_default())
+    Ok(saved.and_then(|s| s.config.clone()).unwrap_or_default())
 }
 
 /// A trained model from a checkpoint, for inference.

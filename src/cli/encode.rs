@@ -50,14 +50,19 @@ pub fn run(args: EncodeArgs) -> Result<()> {
             continue;
         }
         let codes = codes(&mut model, d, args.batch.max(1))?;
-        println!("{name}: {} codes of {} values", codes.shape.dim(0), codes.shape.dim(1));
+        println!(
+            "{name}: {} codes of {} values",
+            codes.shape.dim(0),
+            codes.shape.dim(1)
+        );
         file.insert(format!("{name}.codes"), codes);
         if let Some(l) = &d.labels {
             let v = l.iter().map(|&x| x as f32).collect();
             file.insert(format!("{name}.labels"), Tensor::new([l.len()], v)?);
         }
     }
-    file.metadata.insert("wgrad.source".into(), args.data.clone());
+    file.metadata
+        .insert("wgrad.source".into(), args.data.clone());
     file.save(&args.out)?;
     println!("wrote {}", args.out.display());
     Ok(())

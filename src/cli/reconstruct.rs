@@ -34,7 +34,11 @@ pub fn run(args: ReconstructArgs) -> Result<()> {
     let mut model = open_model(&args.ckpt, args.config.as_deref(), device(args.backend)?)?;
     let [c, h, w] = model.config().image;
     let split = DataSpec::parse(&args.data)?.load(c, (h, w), args.seed)?;
-    let data = if split.test.is_empty() { &split.train } else { &split.test };
+    let data = if split.test.is_empty() {
+        &split.train
+    } else {
+        &split.test
+    };
     let idx: Vec<usize> = (0..data.len().min(args.count.max(1))).collect();
     let (x, _) = data.batch(&idx);
     let (loss, recon, _) = model.evaluate(&x)?;

@@ -81,13 +81,21 @@ fn save(
     save_model(&args.save, t.config(), &t.state()?, opt, &extra)?;
     if !log.rows.is_empty() {
         log.write_csv(beside(&args.save, "loss.csv"))?;
-        log.write_plot(beside(&args.save, "loss.png"), "autoencoder reconstruction loss (MSE)")?;
+        log.write_plot(
+            beside(&args.save, "loss.png"),
+            "autoencoder reconstruction loss (MSE)",
+        )?;
     }
     if grid && !test.is_empty() {
         let idx: Vec<usize> = (0..test.len().min(8)).collect();
         let (x, _) = test.batch(&idx);
         let (_, recon, _) = t.evaluate(&x)?;
-        write_grid(beside(&args.save, "reconstructions.png"), &[&x, &recon], idx.len(), 4)?;
+        write_grid(
+            beside(&args.save, "reconstructions.png"),
+            &[&x, &recon],
+            idx.len(),
+            4,
+        )?;
     }
     Ok(())
 }
@@ -111,13 +119,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Some(s) => s.state.params.clone(),
         None => init_params(&config.params(), args.seed),
     };
-    let mut t = Trainer::with_params(dev, config.clone(), args.batch, optimizer, params)
-        .map_err(|e| match (&args.resume, e) {
+    let mut t = Trainer::with_params(dev, config.clone(), args.batch, optimizer, params).map_err(
+        |e| match (&args.resume, e) {
             (Some(p), Error::Model { layer, message }) => {
                 Error::data(p.display(), format!("{layer}: {message}"))
             }
             (_, e) => e,
-        })?;
+        },
+    )?;
     let mut log = LossLog::new();
     if let (Some(s), Some(path)) = (&saved, &args.resume) {
         let mut state = s.state.clone();
@@ -144,7 +153,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let start = t.step_count();
     eprintln!(
         "training {} parameters on {} ({} train / {} test images from {}), batch {}, {}, steps {}..{total}",
-        config.params().iter().map(|p| p.shape.numel()).sum::<usize>(),
+        config
+            .params()
+            .iter()
+            .map(|p| p.shape.numel())
+            .sum::<usize>(),
         adapter,
         split.train.len(),
         split.test.len(),
@@ -195,9 +208,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 row.test_loss = Some(test_loss);
             }
             if !bar.is_hidden() {
-                bar.println(format!("step {}: train loss {last_loss:.5}, held-out {test_loss:.5}", step + 1));
+                bar.println(format!(
+                    "step {}: train loss {last_loss:.5}, held-out {test_loss:.5}",
+                    step + 1
+                ));
             } else {
-                eprintln!("step {}: train loss {last_loss:.5}, held-out {test_loss:.5}", step + 1);
+                eprintln!(
+                    "step {}: train loss {last_loss:.5}, held-out {test_loss:.5}",
+                    step + 1
+                );
             }
             if checkpoint {
                 save(&args, &mut t, &log, &split.test, false)?;
@@ -213,7 +232,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     save(&args, &mut t, &log, &split.test, true)?;
     let steps = t.step_count() - start;
-    let recent: Vec<f32> = log.rows.iter().rev().take(10).map(|r| r.train_loss).collect();
+    let recent: Vec<f32> = log
+        .rows
+        .iter()
+        .rev()
+        .take(10)
+        .map(|r| r.train_loss)
+        .collect();
     let final_loss = if recent.is_empty() {
         f32::NAN
     } else {
@@ -226,7 +251,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if let Some(f) = first_step {
         println!("first step done {f:.2} s after start (adapter, pipelines and data included)");
     }
-    println!("final train loss {final_loss:.5} (mean of the last {} steps), held-out loss {test_loss:.5}", recent.len());
+    println!(
+        "final train loss {final_loss:.5} (mean of the last {} steps), held-out loss {test_loss:.5}",
+        recent.len()
+    );
     print_outputs(&args.save);
     Ok(())
 }
@@ -243,7 +271,11 @@ fn drain(
 ) -> Result<Option<f32>> {
     let done = t.step_count() - start;
     let ips = (done as f64 * batch as f64 / began.elapsed().as_secs_f64().max(1e-9)) as f32;
-    let losses = if flush { t.flush_losses()? } else { t.losses()? };
+    let losses = if flush {
+        t.flush_losses()?
+    } else {
+        t.losses()?
+    };
     let mut last = None;
     for (step, loss) in losses {
         last = Some(loss);

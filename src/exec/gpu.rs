@@ -189,7 +189,9 @@ impl GpuProgram {
                 Storage::Grad(k) => store.grad(&entries[grad_entries[k]]),
                 Storage::Fed => {
                     let t = match node.op {
-                        Op::Labels => ctx.upload_labels(&node.name, &vec![0; node.shape.numel()])?,
+                        Op::Labels => {
+                            ctx.upload_labels(&node.name, &vec![0; node.shape.numel()])?
+                        }
                         _ => ctx.zeros(&node.name, node.shape.clone())?,
                     };
                     fed.push((id, t.clone()));
@@ -197,7 +199,12 @@ impl GpuProgram {
                 }
                 Storage::Const => match &node.op {
                     Op::Const(v) => ctx.upload(&node.name, v)?,
-                    _ => return Err(Error::invalid(&label, "constant storage for a non-constant")),
+                    _ => {
+                        return Err(Error::invalid(
+                            &label,
+                            "constant storage for a non-constant",
+                        ));
+                    }
                 },
                 Storage::Pool(s) => view(&pool[s], 0, &node.shape, &label),
                 Storage::View(root) => tensors[root.0]

@@ -67,7 +67,10 @@ impl LossRing {
             }
             FAILED => {
                 slot.state.store(IDLE, Ordering::Release);
-                Err(Error::gpu("loss read-back", "mapping the loss buffer failed"))
+                Err(Error::gpu(
+                    "loss read-back",
+                    "mapping the loss buffer failed",
+                ))
             }
             _ => Ok(()),
         }

@@ -236,7 +236,10 @@ impl Session {
                     Error::model(name, "the graph's parameter is not in the session")
                 })?;
                 if !self.entries[e].trainable {
-                    return Err(Error::model(name, "a gradient was asked for a frozen parameter"));
+                    return Err(Error::model(
+                        name,
+                        "a gradient was asked for a frozen parameter",
+                    ));
                 }
                 grads.push((e, *node));
             }
@@ -324,9 +327,7 @@ impl Session {
             match (&node.op, feed) {
                 (Op::Input, Some(Feed::Data(t))) if t.numel() == n => {}
                 (Op::Labels, Some(Feed::Labels(l))) if l.len() == n => {
-                    if let Some(&(_, classes)) =
-                        p.label_classes.iter().find(|(id, _)| id.0 == i)
-                    {
+                    if let Some(&(_, classes)) = p.label_classes.iter().find(|(id, _)| id.0 == i) {
                         crate::cpu::loss::check_labels(l, classes)
                             .map_err(|e| Error::model(&node.name, e))?;
                     }
@@ -392,7 +393,9 @@ impl Session {
                     let v = match node.op {
                         Op::Param => params[p.param_of[i].unwrap_or(0)].clone(),
                         Op::Input | Op::Labels => match feeds.iter().find(|f| f.0.0 == i) {
-                            Some((_, Feed::Data(t))) => Tensor::new(node.shape.clone(), t.data.clone())?,
+                            Some((_, Feed::Data(t))) => {
+                                Tensor::new(node.shape.clone(), t.data.clone())?
+                            }
                             Some((_, Feed::Labels(l))) => Tensor::new(
                                 node.shape.clone(),
                                 l.iter().map(|&v| v as f32).collect(),
@@ -480,7 +483,12 @@ impl Session {
                     ring.poll(&ctx)?;
                 }
             }
-            _ => return Err(Error::invalid("run", "the program was compiled for another device")),
+            _ => {
+                return Err(Error::invalid(
+                    "run",
+                    "the program was compiled for another device",
+                ));
+            }
         }
         p.runs = run;
         if update {
@@ -501,7 +509,10 @@ impl Session {
                 }
                 None => Ok(Vec::new()),
             },
-            _ => Err(Error::invalid("losses", "the program was compiled for another device")),
+            _ => Err(Error::invalid(
+                "losses",
+                "the program was compiled for another device",
+            )),
         }
     }
 
@@ -597,7 +608,8 @@ impl Session {
                     s.params.push((e.name.clone(), slice(&all, e)?));
                     if e.trainable {
                         for (name, b) in names.iter().zip(&bufs) {
-                            s.optimizer.push((format!("{}.{name}", e.name), slice(b, e)?));
+                            s.optimizer
+                                .push((format!("{}.{name}", e.name), slice(b, e)?));
                         }
                     }
                 }
@@ -611,16 +623,17 @@ impl Session {
     /// optimizer state) and the step count.
     pub fn load_state(&mut self, s: &State) -> Result<()> {
         let names = self.optimizer.map_or(&[][..], |o| o.state_names());
-        let find = |list: &[(String, Tensor)], name: &str, shape: &Shape| -> Result<Option<Tensor>> {
-            match list.iter().find(|(n, _)| n == name) {
-                None => Ok(None),
-                Some((_, t)) if &t.shape == shape => Ok(Some(t.clone())),
-                Some((_, t)) => Err(Error::model(
-                    name,
-                    format!("the state holds {} but the model needs {shape}", t.shape),
-                )),
-            }
-        };
+        let find =
+            |list: &[(String, Tensor)], name: &str, shape: &Shape| -> Result<Option<Tensor>> {
+                match list.iter().find(|(n, _)| n == name) {
+                    None => Ok(None),
+                    Some((_, t)) if &t.shape == shape => Ok(Some(t.clone())),
+                    Some((_, t)) => Err(Error::model(
+                        name,
+                        format!("the state holds {} but the model needs {shape}", t.shape),
+                    )),
+                }
+            };
         let mut params = Vec::new();
         let mut buffers = Vec::new();
         for e in &self.entries {

@@ -34,7 +34,12 @@ impl Profile {
 impl Session {
     /// Runs one step of `p` (with the optimizer when `update`), timing every dispatch. The
     /// step counts as a real one: parameters are updated as [`Session::step`] would.
-    pub fn profile(&mut self, p: &mut Program, feeds: &[(crate::graph::NodeId, Feed)], update: bool) -> Result<Profile> {
+    pub fn profile(
+        &mut self,
+        p: &mut Program,
+        feeds: &[(crate::graph::NodeId, Feed)],
+        update: bool,
+    ) -> Result<Profile> {
         if matches!(p.compiled, Compiled::Cpu { .. }) {
             let start = Instant::now();
             if update {
@@ -54,13 +59,19 @@ impl Session {
         // The same writes as a step, then each dispatch in a pass of its own.
         self.check_feeds(p, feeds)?;
         let (Store::Gpu(store), Compiled::Gpu(prog)) = (&self.store, &p.compiled) else {
-            return Err(Error::invalid("profile", "the program was compiled for another device"));
+            return Err(Error::invalid(
+                "profile",
+                "the program was compiled for another device",
+            ));
         };
         let ctx = store.ctx.clone();
         for (id, t) in &prog.fed {
             match feeds.iter().find(|f| f.0 == *id).map(|f| f.1) {
                 Some(Feed::Data(d)) => ctx.write(t, &d.data)?,
-                Some(Feed::Labels(l)) => ctx.queue.write_buffer(&t.buffer, t.offset, bytemuck::cast_slice(l)),
+                Some(Feed::Labels(l)) => {
+                    ctx.queue
+                        .write_buffer(&t.buffer, t.offset, bytemuck::cast_slice(l))
+                }
                 None => return Err(Error::invalid("profile", "an input was not fed")),
             }
         }
@@ -72,7 +83,9 @@ impl Session {
             .map(|(l, s)| (l, s.clone()))
             .collect();
         if update {
-            let o = self.optimizer.ok_or_else(|| Error::invalid("profile", "no optimizer"))?;
+            let o = self
+                .optimizer
+                .ok_or_else(|| Error::invalid("profile", "no optimizer"))?;
             store.prepare_step(&o, step)?;
             if let Some(l) = &store.optim_launch {
                 launches.push((l, format!("optimizer ({})", o.name())));
@@ -112,13 +125,21 @@ impl Session {
             let period = ctx.queue.get_timestamp_period() as f64 * 1e-9;
             for (i, (l, label)) in launches.iter().enumerate() {
                 let dt = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period;
-                dispatches.push(DispatchTime { label: label.clone(), kernel: l.label.clone(), seconds: dt });
+                dispatches.push(DispatchTime {
+                    label: label.clone(),
+                    kernel: l.label.clone(),
+                    seconds: dt,
+                });
             }
             "GPU timestamps"
         } else {
             for (l, label) in &launches {
                 let t = ctx.time_launches(&[l], 1)?;
-                dispatches.push(DispatchTime { label: label.clone(), kernel: l.label.clone(), seconds: t.as_secs_f64() });
+                dispatches.push(DispatchTime {
+                    label: label.clone(),
+                    kernel: l.label.clone(),
+                    seconds: t.as_secs_f64(),
+                });
             }
             "wall clock per dispatch"
         };

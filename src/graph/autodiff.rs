@@ -23,11 +23,18 @@ pub struct Gradients {
 
 /// Appends the backward pass of `loss` (a `[1]` node) to `graph`. Parameters for which
 /// `frozen(name)` is true are treated as constants.
-pub fn backward(graph: &mut Graph, loss: NodeId, frozen: &dyn Fn(&str) -> bool) -> Result<Gradients> {
+pub fn backward(
+    graph: &mut Graph,
+    loss: NodeId,
+    frozen: &dyn Fn(&str) -> bool,
+) -> Result<Gradients> {
     if graph.shape(loss).dims() != [1] {
         return Err(Error::model(
             &graph.node(loss).name,
-            format!("backward: the loss must have shape [1], got {}", graph.shape(loss)),
+            format!(
+                "backward: the loss must have shape [1], got {}",
+                graph.shape(loss)
+            ),
         ));
     }
     let forward_len = loss.0 + 1;
@@ -60,13 +67,12 @@ pub fn backward(graph: &mut Graph, loss: NodeId, frozen: &dyn Fn(&str) -> bool) 
         ad.rule(id, dy)?;
     }
     ad.g.set_layer("gradients");
-    let trainable: Vec<(NodeId, String)> = ad
-        .g
-        .params()
-        .into_iter()
-        .filter(|(id, _)| ad.requires[id.0])
-        .map(|(id, n)| (id, n.to_string()))
-        .collect();
+    let trainable: Vec<(NodeId, String)> =
+        ad.g.params()
+            .into_iter()
+            .filter(|(id, _)| ad.requires[id.0])
+            .map(|(id, n)| (id, n.to_string()))
+            .collect();
     let mut totals = Vec::new();
     for (id, name) in trainable {
         if ad.contributions[id.0].is_empty() {
@@ -113,7 +119,9 @@ impl Autodiff<'_> {
         if let Some(&id) = self.ones.get(&n) {
             return id;
         }
-        let id = self.g.constant(&format!("ones[{n}]"), Tensor::full([n], 1.0));
+        let id = self
+            .g
+            .constant(&format!("ones[{n}]"), Tensor::full([n], 1.0));
         self.ones.insert(n, id);
         id
     }
@@ -142,7 +150,10 @@ impl Autodiff<'_> {
         let n = self.g.node(id);
         Error::model(
             &n.name,
-            format!("backward: {} has no backward rule (gradients of gradients are not supported)", n.op.name()),
+            format!(
+                "backward: {} has no backward rule (gradients of gradients are not supported)",
+                n.op.name()
+            ),
         )
     }
 

@@ -7,9 +7,7 @@
 
 use super::{Graph, NodeId, Op};
 use crate::error::{Error, Result};
-use crate::shape::{
-    ConvGeometry, ConvParams, Shape, conv_transpose2d_layer, conv2d_layer, rank4,
-};
+use crate::shape::{ConvGeometry, ConvParams, Shape, conv_transpose2d_layer, conv2d_layer, rank4};
 use crate::spec::{Activation, BiasMode, MatmulSpec};
 use crate::tensor::Tensor;
 use std::sync::Arc;
@@ -50,7 +48,10 @@ impl Graph {
     /// A parameter with its state_dict name (`encoder.0.weight`); names are unique.
     pub fn param(&mut self, name: &str, shape: impl Into<Shape>) -> Result<NodeId> {
         if self.param_node(name).is_some() {
-            return Err(self.fail("param", format!("a parameter named '{name}' already exists")));
+            return Err(self.fail(
+                "param",
+                format!("a parameter named '{name}' already exists"),
+            ));
         }
         Ok(self.push(Op::Param, vec![], shape.into(), name.into()))
     }
@@ -124,8 +125,8 @@ impl Graph {
         p: ConvParams,
     ) -> Result<NodeId> {
         let op = "conv2d";
-        let (g, f) = conv2d_layer(op, self.shape(x), self.shape(w), p)
-            .map_err(|e| self.in_layer(e))?;
+        let (g, f) =
+            conv2d_layer(op, self.shape(x), self.shape(w), p).map_err(|e| self.in_layer(e))?;
         self.check_bias(op, b, f)?;
         let cols = self.im2col(g, x);
         let mut spec = MatmulSpec::new(f, g.col_rows(), g.col_cols());
@@ -176,9 +177,7 @@ impl Graph {
         if fin != win {
             return Err(self.fail(
                 op,
-                format!(
-                    "input {xs} has {fin} features but weight {ws} [out, in] takes {win}"
-                ),
+                format!("input {xs} has {fin} features but weight {ws} [out, in] takes {win}"),
             ));
         }
         self.check_bias(op, b, fout)?;

@@ -93,7 +93,13 @@ impl Graph {
     }
 
     /// Appends a node whose shape has already been worked out.
-    pub(crate) fn push(&mut self, op: Op, inputs: Vec<NodeId>, shape: Shape, name: String) -> NodeId {
+    pub(crate) fn push(
+        &mut self,
+        op: Op,
+        inputs: Vec<NodeId>,
+        shape: Shape,
+        name: String,
+    ) -> NodeId {
         debug_assert!(inputs.iter().all(|i| i.0 < self.nodes.len()));
         self.nodes.push(Node {
             op,

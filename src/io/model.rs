@@ -9,8 +9,8 @@
 //! previous sidecar is removed, so a crash at any point leaves a checkpoint whose sidecar
 //! exists. A checkpoint without one (a PyTorch export) starts with fresh optimizer state.
 
-use super::checkpoint::{META_CONFIG, META_OPTIMIZER};
 use super::Checkpoint;
+use super::checkpoint::{META_CONFIG, META_OPTIMIZER};
 use crate::error::{Error, Result};
 use crate::exec::State;
 use crate::nn::AutoencoderConfig;
@@ -80,7 +80,9 @@ pub fn save_model(
                 .file_name()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            model.metadata.insert(META_OPTIMIZER_STATE.into(), name.clone());
+            model
+                .metadata
+                .insert(META_OPTIMIZER_STATE.into(), name.clone());
             written = Some(name);
         }
     }
@@ -99,7 +101,10 @@ pub fn load_model(path: &Path) -> Result<SavedModel> {
     let ckpt = Checkpoint::load(path)?;
     let shown = path.display().to_string();
     let config = match ckpt.metadata.get(META_CONFIG) {
-        Some(text) => Some(AutoencoderConfig::from_toml(text, &format!("{shown} (metadata {META_CONFIG})"))?),
+        Some(text) => Some(AutoencoderConfig::from_toml(
+            text,
+            &format!("{shown} (metadata {META_CONFIG})"),
+        )?),
         None => None,
     };
     let step = ckpt.step()?.unwrap_or(0);
@@ -120,7 +125,10 @@ pub fn load_model(path: &Path) -> Result<SavedModel> {
         if opt.step()? != Some(step) {
             return Err(Error::data(
                 side_path.display(),
-                format!("optimizer state is for step {:?}, the checkpoint for step {step}", opt.step()?),
+                format!(
+                    "optimizer state is for step {:?}, the checkpoint for step {step}",
+                    opt.step()?
+                ),
             ));
         }
         state.optimizer = opt.tensors;

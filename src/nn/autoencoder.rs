@@ -97,7 +97,9 @@ impl AutoencoderConfig {
                     out_features: flat,
                 },
                 Layer::ReLU,
-                Layer::Unflatten { dims: vec![w2, s, s] },
+                Layer::Unflatten {
+                    dims: vec![w2, s, s],
+                },
                 deconv(w2, w1),
                 Layer::ReLU,
                 deconv(w1, channels),
@@ -131,7 +133,9 @@ impl AutoencoderConfig {
             let last = self.decoder.len().saturating_sub(1);
             return Err(Error::model(
                 format!("decoder.{last}"),
-                format!("the decoder gives {got} but the images are {want}: the reconstruction must have the input's shape"),
+                format!(
+                    "the decoder gives {got} but the images are {want}: the reconstruction must have the input's shape"
+                ),
             ));
         }
         Ok(AutoencoderNodes {

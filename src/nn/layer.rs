@@ -45,7 +45,9 @@ pub enum Layer {
     Tanh,
     Flatten,
     /// `nn.Unflatten(1, dims)`.
-    Unflatten { dims: Vec<usize> },
+    Unflatten {
+        dims: Vec<usize>,
+    },
 }
 
 fn one() -> usize {

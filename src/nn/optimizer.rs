@@ -64,7 +64,11 @@ impl Optimizer {
             (Optimizer::AdamW(c), [m, v]) => adamw_step(param, grad, m, v, c, step),
             (_, s) => Err(crate::error::Error::invalid(
                 self.name(),
-                format!("expected {} state buffers, got {}", self.state_names().len(), s.len()),
+                format!(
+                    "expected {} state buffers, got {}",
+                    self.state_names().len(),
+                    s.len()
+                ),
             )),
         }
     }

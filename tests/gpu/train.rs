@@ -56,9 +56,21 @@ fn step_zero_loss_and_gradients_match_the_cpu() {
         gpu.step(&x).unwrap();
         let gpu_loss = gpu.flush_losses().unwrap();
         assert_eq!(gpu_loss.len(), 1);
-        check(ctx, "autoencoder loss, step 0", &[gpu_loss[0].1], &[cpu_loss[0].1], Tolerance::reduction(784 * BATCH));
+        check(
+            ctx,
+            "autoencoder loss, step 0",
+            &[gpu_loss[0].1],
+            &[cpu_loss[0].1],
+            Tolerance::reduction(784 * BATCH),
+        );
         for ((name, g), (_, c)) in gpu.gradients().unwrap().iter().zip(&cpu_grads) {
-            check(ctx, &format!("d loss / d {name}, step 0"), &g.data, &c.data, scaled(&c.data, 1e-4));
+            check(
+                ctx,
+                &format!("d loss / d {name}, step 0"),
+                &g.data,
+                &c.data,
+                scaled(&c.data, 1e-4),
+            );
         }
     }
 }
@@ -80,11 +92,23 @@ fn ten_steps_agree(optimizer: Optimizer, what: &str) {
         let got = gpu.state().unwrap();
         assert_eq!(got.step, 10);
         for ((name, g), (_, c)) in got.params.iter().zip(&want.params) {
-            check(ctx, &format!("{name} after 10 {what} steps"), &g.data, &c.data, scaled(&c.data, 1e-4));
+            check(
+                ctx,
+                &format!("{name} after 10 {what} steps"),
+                &g.data,
+                &c.data,
+                scaled(&c.data, 1e-4),
+            );
         }
         let losses: Vec<f32> = gpu.flush_losses().unwrap().iter().map(|l| l.1).collect();
         assert_eq!(losses.len(), 10, "[{}] one loss per step", tag(ctx));
-        check(ctx, &format!("losses of 10 {what} steps"), &losses, &cpu_losses, Tolerance::reduction(784 * BATCH));
+        check(
+            ctx,
+            &format!("losses of 10 {what} steps"),
+            &losses,
+            &cpu_losses,
+            Tolerance::reduction(784 * BATCH),
+        );
     }
 }
 
@@ -114,7 +138,10 @@ fn repeated_steps_do_not_grow_gpu_memory() {
         .collect();
     assert_eq!(own.len(), contexts().len());
     for ctx in &own {
-        let mut t = trainer(Device::Gpu(ctx.clone()), Optimizer::Adam(AdamConfig::adam()));
+        let mut t = trainer(
+            Device::Gpu(ctx.clone()),
+            Optimizer::Adam(AdamConfig::adam()),
+        );
         let x = images(BATCH, 3);
         let mut seen = Vec::new();
         for _ in 0..6 {
@@ -124,7 +151,10 @@ fn repeated_steps_do_not_grow_gpu_memory() {
             let c = ctx.device.get_internal_counters();
             seen.push((c.hal.buffers.read(), c.hal.buffer_memory.read()));
         }
-        println!("[{}] live buffers and bytes after each step: {seen:?}", tag(ctx));
+        println!(
+            "[{}] live buffers and bytes after each step: {seen:?}",
+            tag(ctx)
+        );
         assert!(seen[0].0 > 0, "the counters are not counting");
         assert!(
             seen.windows(2).skip(1).all(|w| w[0] == w[1]),
@@ -148,7 +178,14 @@ fn loss_falls_over_a_short_run() {
         let l = t.flush_losses().unwrap();
         let first: f32 = l[..4].iter().map(|v| v.1).sum::<f32>() / 4.0;
         let last: f32 = l[l.len() - 4..].iter().map(|v| v.1).sum::<f32>() / 4.0;
-        println!("[{}] loss over 40 Adam steps: first 4 mean {first:.5}, last 4 mean {last:.5}", tag(ctx));
-        assert!(last < 0.5 * first, "[{}] loss did not fall clearly: {first} → {last}", tag(ctx));
+        println!(
+            "[{}] loss over 40 Adam steps: first 4 mean {first:.5}, last 4 mean {last:.5}",
+            tag(ctx)
+        );
+        assert!(
+            last < 0.5 * first,
+            "[{}] loss did not fall clearly: {first} → {last}",
+            tag(ctx)
+        );
     }
 }
