@@ -243,6 +243,23 @@ impl GpuProgram {
     }
 }
 
+impl GpuProgram {
+    /// Writes every fed input (images, labels) into its buffer before a run.
+    pub fn write_feeds(&self, ctx: &GpuContext, feeds: &[(NodeId, super::Feed)]) -> Result<()> {
+        for (id, t) in &self.fed {
+            match feeds.iter().find(|f| f.0 == *id).map(|f| f.1) {
+                Some(super::Feed::Data(d)) => ctx.write(t, &d.data)?,
+                Some(super::Feed::Labels(l)) => {
+                    ctx.queue
+                        .write_buffer(&t.buffer, t.offset, bytemuck::cast_slice(l))
+                }
+                None => return Err(Error::invalid("run", "an input was not fed")),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The launch that computes `out` from `ins` for `op`.
 fn launch(ctx: &GpuContext, op: &Op, ins: &[&GpuTensor], out: &GpuTensor) -> Result<Launch> {
     use pointwise as pw;

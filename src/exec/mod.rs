@@ -435,16 +435,7 @@ impl Session {
             }
             (Store::Gpu(store), Compiled::Gpu(prog)) => {
                 let ctx = store.ctx.clone();
-                for (id, t) in &prog.fed {
-                    match feeds.iter().find(|f| f.0 == *id).map(|f| f.1) {
-                        Some(Feed::Data(d)) => ctx.write(t, &d.data)?,
-                        Some(Feed::Labels(l)) => {
-                            ctx.queue
-                                .write_buffer(&t.buffer, t.offset, bytemuck::cast_slice(l))
-                        }
-                        None => return Err(Error::invalid("run", "an input was not fed")),
-                    }
-                }
+                prog.write_feeds(&ctx, feeds)?;
                 if update && let Some(o) = &self.optimizer {
                     store.prepare_step(o, step)?;
                 }

@@ -65,16 +65,7 @@ impl Session {
             ));
         };
         let ctx = store.ctx.clone();
-        for (id, t) in &prog.fed {
-            match feeds.iter().find(|f| f.0 == *id).map(|f| f.1) {
-                Some(Feed::Data(d)) => ctx.write(t, &d.data)?,
-                Some(Feed::Labels(l)) => {
-                    ctx.queue
-                        .write_buffer(&t.buffer, t.offset, bytemuck::cast_slice(l))
-                }
-                None => return Err(Error::invalid("profile", "an input was not fed")),
-            }
-        }
+        prog.write_feeds(&ctx, feeds)?;
         let step = self.step + 1;
         let mut launches: Vec<(&crate::gpu::Launch, String)> = prog
             .launches
