@@ -53,14 +53,26 @@ pub enum MatmulTile {
     },
 }
 
-/// Worker threads the CPU-driver cost model assumes (lavapipe runs one per core; the machine
-/// these numbers come from has 2). More workgroups than this only balance load.
+/// Worker threads lavapipe runs (one per core; the machine these numbers come from has 2).
 const CPU_THREADS: u64 = 2;
 
-/// Products at least this big (FLOPs) may use 32-wide register blocks on Vulkan CPU drivers:
-/// those pipelines take ~10–20 s to compile on lavapipe (16×16: ~2–3 s, 8×8: < 0.5 s), which
-/// only big products repay (1024³: 32×32 measured ~1.1–1.4× 16×16).
-const BIG_BLOCK_FLOPS: f64 = 2.0e8;
+/// Register blocks (accumulators per invocation) allowed by product size (FLOPs), because the
+/// pipelines' compile time grows with the block: on an idle lavapipe ~0.4 s for 8×8, ~0.9 s for
+/// 16×16, ~3 s for 32×16 and ~6 s for 32×32 (2–3× that on a busy machine). The vec4 path gets
+/// 16×16 always, 32×16 from 4·10⁶ FLOPs (64×32×1568 Bᵀ: 32×16 1.1×, 32×64×1568 Aᵀ: 1.2–1.4×
+/// the 16×16 speed) and 32×32 from 3·10⁷ (256³: 1.5×, 1024³: ~1.3×); the scalar path (its loads make it compile
+/// ~1.5× slower) 16×8, and 32×8 from 4·10⁶ (batched 32×144×49: 1.1× 16×8).
+fn max_block_area(spec: &MatmulSpec, gl: bool) -> u32 {
+    let f = spec.flops();
+    match (gl, vec4_aligned(spec)) {
+        (true, _) => 64,
+        (false, true) if f >= 3.0e7 => 1024,
+        (false, true) if f >= 4.0e6 => 512,
+        (false, true) => 256,
+        (false, false) if f >= 4.0e6 => 256,
+        (false, false) => 128,
+    }
+}
 
 impl MatmulTile {
     /// The default mapping for an adapter when the shape is not known: `Reg` 16×16 blocks on
@@ -84,13 +96,13 @@ impl MatmulTile {
     ///
     /// CPU drivers (lavapipe, llvmpipe GL; measured on Mesa 22.3.6, 2 shared cores): every
     /// storage load is a loop over the 8 SIMD lanes, so time ≈ load instructions, and `Reg` is
-    /// used with the block and workgroup that minimise [`reg_cost`]: big blocks for big
-    /// products, smaller ones where a big block would leave a core idle (a 64×32 output) or
-    /// lanes past the edge (n = 49). Block sizes are capped by compile time: 16×16 (vec4 path)
-    /// or 16×8 (scalar path), 32 wide only for products over 2·10⁸ FLOPs on Vulkan, and 8×8 on
-    /// GL, where wgpu holds the GL context for the whole compile and other threads give up after
-    /// 6 s. Products with m ≤ 4 (a row vector times a matrix) take 4×4 blocks, 8 lanes along n:
-    /// there every lane's own B loads dominate and a wider block gains little.
+    /// used with the block that minimises [`reg_cost`]: big blocks for big products, smaller
+    /// ones where a big block would leave a core idle (a 64×32 output) or lanes past the edge
+    /// (n = 49). Workgroups are 8 invocations wide (llvmpipe's SIMD width, along x), stacked 4
+    /// high where the B panel outgrows the caches. Block sizes are capped by compile time (see
+    /// `max_block_area`), on GL at 8×8: wgpu holds the GL context for the whole compile and
+    /// other threads give up after 6 s. Products with m ≤ 4 (a row vector times a matrix) take
+    /// 4×4 blocks: there each lane's own B loads dominate and a wider block gains little.
     ///
     /// Other adapters keep `Blocks { 8, 8 }`: not measured on real GPUs yet; the `Reg`
     /// constants are there for an autotuner.
@@ -118,13 +130,22 @@ pub fn vec4_aligned(spec: &MatmulSpec) -> bool {
     a_contig.is_multiple_of(4) && b_contig.is_multiple_of(4) && spec.n.is_multiple_of(4)
 }
 
-/// Estimated time of `spec` with `bm × bn` blocks and `wg_x × wg_y` workgroups on a CPU driver,
-/// in units of one vec4 load of 8 lanes (~400 instructions on lavapipe). Per SIMD group and
-/// step of 4 along k: `bm + bn` vec4 loads (scalar path: 16 scalar loads a quad, ~2.4× as
-/// slow), `4·bm·bn` FMAs at ~1/128 of a load each (a multiply, an add and a share of the
-/// accumulator spills); then `bm·bn/4` stores; times the workgroups each worker thread runs.
-/// Fitted to measurements on lavapipe (Mesa 22.3.6).
-pub fn reg_cost(spec: &MatmulSpec, bm: u32, bn: u32, wg_x: u32, wg_y: u32) -> f64 {
+/// Estimated time of `spec` with `bm × bn` blocks and workgroups of 8 × `wg_y` invocations on
+/// a CPU driver, in units of one vec4 load of 8 lanes (~400 instructions on lavapipe).
+///
+/// llvmpipe vectorises a workgroup along x only (8 lanes; the rest of x and all of y are
+/// loops), so workgroups are 8 wide and a SIMD group is 8 consecutive column blocks of one row
+/// block; lanes past the edge cost as much as real ones (measured: 4-wide workgroups ran at
+/// ~0.7× and 1-wide at ~0.2× the speed). Per SIMD group and step of 4 along k: `bm` vec4 loads
+/// of A, all 8 lanes at one address (~0.7 of a load: one cache line), and `bn` of B, 8
+/// addresses (scalar path: 4 scalar loads per vec4, ~2.4× as slow); `4·bm·bn` FMAs at ~1/128
+/// of a load each (a multiply, an add and a share of the accumulator spills); then `bm·bn/4`
+/// stores and some setup. Workgroups run [`CPU_THREADS`] at a time, but fewer than 4 are counted as
+/// if run one after another: on the shared machine two workgroups rarely got both cores
+/// (64×1568×32: 4 workgroups of 16×4 blocks 12 GFLOP/s, 2 of 32×4 9). Fitted to measurements
+/// on lavapipe (Mesa 22.3.6): it ranks the measured candidates of the benchmark's shapes in
+/// order, though it exaggerates their differences.
+pub fn reg_cost(spec: &MatmulSpec, bm: u32, bn: u32, wg_y: u32) -> f64 {
     let (bm64, bn64) = (bm as u64, bn as u64);
     let out_batches = if spec.sum_batches {
         1
@@ -139,16 +160,18 @@ pub fn reg_cost(spec: &MatmulSpec, bm: u32, bn: u32, wg_x: u32, wg_y: u32) -> f6
         };
     let steps = k_total.div_ceil(4) as f64;
     let load = if vec4_aligned(spec) { 1.0 } else { 2.4 };
-    let per_step = load * (bm + bn) as f64 + (4 * bm64 * bn64) as f64 / 128.0;
+    let per_step = load * (0.7 * bm as f64 + bn as f64) + (4 * bm64 * bn64) as f64 / 128.0;
     let epilogue = load * (bm64 * bn64) as f64 / 4.0;
-    let lanes = (wg_x * wg_y) as u64;
-    let simd_groups = lanes.div_ceil(8) as f64;
     let row_blocks = (spec.m as u64).div_ceil(bm64);
-    let col_blocks = (spec.n as u64).div_ceil(bn64);
-    let workgroups =
-        row_blocks.div_ceil(wg_y as u64) * col_blocks.div_ceil(wg_x as u64) * out_batches;
-    // ~50 units per workgroup of setup (grid decode, index math, the dispatch loop).
-    workgroups.div_ceil(CPU_THREADS) as f64 * (simd_groups * (steps * per_step + epilogue) + 50.0)
+    let col_groups = (spec.n as u64).div_ceil(bn64).div_ceil(8);
+    let workgroups = row_blocks.div_ceil(wg_y as u64) * col_groups * out_batches;
+    let rounds = if workgroups < 4 {
+        workgroups
+    } else {
+        workgroups.div_ceil(CPU_THREADS)
+    };
+    let group = steps * per_step + epilogue + 50.0;
+    rounds as f64 * wg_y as f64 * group
 }
 
 fn cpu_tile(spec: &MatmulSpec, gl: bool) -> MatmulTile {
@@ -162,48 +185,39 @@ fn cpu_tile(spec: &MatmulSpec, gl: bool) -> MatmulTile {
             vec4,
         };
     }
-    let aligned = vec4_aligned(spec);
-    let max_area = if gl {
-        64
-    } else if aligned && spec.flops() >= BIG_BLOCK_FLOPS {
-        1024
-    } else if aligned {
-        256
-    } else {
-        128
-    };
+    let max_area = max_block_area(spec, gl);
     // A block may overhang a dimension by less than half a block.
     let fits = |b: u32, dim: usize| b == 4 || (b / 2) < dim as u32;
-    let mut best = (f64::INFINITY, 0, 0, 8, 1);
+    let mut best = (f64::INFINITY, 4, 4);
     for bm in [4u32, 8, 16, 32] {
         for bn in [4u32, 8, 16, 32] {
             if bm * bn > max_area || !fits(bm, spec.m) || !fits(bn, spec.n) {
                 continue;
             }
-            for wg_x in [8u32, 4, 2, 1] {
-                let wg_y = 8 / wg_x;
-                let cost = reg_cost(spec, bm, bn, wg_x, wg_y);
-                // Strictly better only: ties keep the smaller block (it compiles faster) and the
-                // wider workgroup.
-                if cost < best.0 * 0.97 {
-                    best = (cost, bm, bn, wg_x, wg_y);
-                }
+            let cost = reg_cost(spec, bm, bn, 1);
+            // Strictly better only: ties keep the smaller block (it compiles faster).
+            if cost < best.0 * 0.97 {
+                best = (cost, bm, bn);
             }
         }
     }
-    let (_, bm, bn, wg_x, mut wg_y) = best;
-    // Big grids stack 4 SIMD groups along m in a workgroup, so that they run one after the
-    // other on the same core and reuse the B panel from cache (1024³: +10–25%).
+    let (_, bm, bn) = best;
+    // Where a SIMD group's B panel (k × 8·bn floats) outgrows the caches, stack 4 groups along
+    // m in a workgroup: they run one after the other on the same core and share the panel
+    // (1024³, a 1 MiB panel: +10–25%; 256³, 256 KiB: no gain). Only when the row blocks divide
+    // evenly, as a partial workgroup wastes whole SIMD groups (b64 144×32×49: stacked 0.8×).
     let row_blocks = spec.m.div_ceil(bm as usize);
-    let col_blocks = spec.n.div_ceil(bn as usize);
-    let out_batches = if spec.sum_batches { 1 } else { spec.batch };
-    if wg_x == 8 && row_blocks >= 4 && row_blocks * col_blocks.div_ceil(8) * out_batches >= 64 {
-        wg_y = 4;
-    }
+    let k_total = spec.k * if spec.sum_batches { spec.batch } else { 1 };
+    let panel_bytes = k_total * 8 * bn as usize * 4;
+    let wg_y = if row_blocks % 4 == 0 && panel_bytes >= 512 << 10 {
+        4
+    } else {
+        1
+    };
     MatmulTile::Reg {
         bm,
         bn,
-        wg_x,
+        wg_x: 8,
         wg_y,
         vec4,
     }
