@@ -209,7 +209,7 @@ fn cpu_tile(spec: &MatmulSpec, gl: bool) -> MatmulTile {
     let row_blocks = spec.m.div_ceil(bm as usize);
     let k_total = spec.k * if spec.sum_batches { spec.batch } else { 1 };
     let panel_bytes = k_total * 8 * bn as usize * 4;
-    let wg_y = if row_blocks % 4 == 0 && panel_bytes >= 512 << 10 {
+    let wg_y = if row_blocks.is_multiple_of(4) && panel_bytes >= 512 << 10 {
         4
     } else {
         1
