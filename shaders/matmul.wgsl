@@ -609,3 +609,94 @@ fn matmul_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     if BM > 8u { c_row(&acc, 2u, cb, o); c_row(&acc, 3u, cb, o); }
     if BM > 16u { c_row(&acc, 4u, cb, o); c_row(&acc, 5u, cb, o); c_row(&acc, 6u, cb, o); c_row(&acc, 7u, cb, o); }
 }
+
+// =============================================================================================
+// matmul_smem: workgroup-memory tiling, for GPUs. A 16×16 workgroup computes a 64×64 tile of C,
+// each invocation 4×4 of it (rows ty + 16i, columns tx + 16j: neighbouring invocations touch
+// neighbouring addresses, in global and in workgroup memory). Per 16 steps along k the
+// workgroup stages a 64×16 panel of A and a 16×64 panel of B in workgroup memory (each
+// element loaded once, by invocations adjacent along the operand's contiguous dimension, so
+// the loads coalesce), then every invocation reads 16 of each per step from there.
+//
+// Not chosen on CPU drivers: there its workgroup-memory reads cost as much as storage loads and
+// each barrier switches coroutines (see matmul_reg4). Uses TRANS_A / TRANS_B (to pick the
+// coalesced loading order), SUM_BATCHES, BIAS and ACT from the constants above.
+
+const SM_T: u32 = 16u;     // invocations per workgroup side
+const SM_TILE: u32 = 64u;  // C tile side
+const SM_K: u32 = 16u;     // k per stage
+const SM_S: u32 = 65u;     // row stride of the staged panels: one past the tile, so that an
+                           // order-k-fastest fill does not hit one memory bank 16 times
+
+var<workgroup> sm_a: array<f32, 1040>;  // [k][row], SM_K × SM_S
+var<workgroup> sm_b: array<f32, 1040>;  // [k][col], SM_K × SM_S
+
+// Bias and activation for one element (see epilogue()).
+fn epilogue1(x: f32, row: u32, col: u32) -> f32 {
+    var v = x;
+    if BIAS == 1u {
+        v += bias[min(row, p.m - 1u)];
+    } else if BIAS == 2u {
+        v += bias[min(col, p.n - 1u)];
+    }
+    return act4(vec4<f32>(v)).x;
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn matmul_smem(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+               @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = tile_and_batch(wid, nwg);
+    // Uniform per workgroup, so returning before the barriers is allowed.
+    if t.y >= reg_out_batches() {
+        return;
+    }
+    let row0 = t.x * SM_TILE;
+    let col0 = wid.x * SM_TILE;
+    var acc: array<vec4<f32>, 4>;
+    let nb = select(1u, p.batch, SUM_BATCHES);
+    for (var bi = 0u; bi < nb; bi++) {
+        let bt = select(t.y, bi, SUM_BATCHES);
+        let ab = bt * p.a_batch;
+        let bb = bt * p.b_batch;
+        for (var k0 = 0u; k0 < p.k; k0 += SM_K) {
+            // Stage the panels: 1024 elements each, 4 per invocation. Element (kk, r) is loaded
+            // by invocation e with r fastest when that operand is contiguous along rows/columns
+            // (A transposed, B not), kk fastest otherwise.
+            for (var q = 0u; q < 4u; q++) {
+                let e = li + 256u * q;
+                let fast_k = vec2<u32>(e % SM_K, e / SM_K);        // (kk, r)
+                let fast_r = vec2<u32>(e / SM_TILE, e % SM_TILE);  // (kk, r)
+                let ea = select(fast_k, fast_r, TRANS_A);
+                let row = row0 + ea.y;
+                let ka = k0 + ea.x;
+                let va = a[ab + min(row, p.m - 1u) * p.a_m + min(ka, p.k - 1u) * p.a_k];
+                sm_a[ea.x * SM_S + ea.y] = select(0.0, va, row < p.m && ka < p.k);
+                let eb = select(fast_r, fast_k, TRANS_B);
+                let col = col0 + eb.y;
+                let kb = k0 + eb.x;
+                let vb = b[bb + min(kb, p.k - 1u) * p.b_k + min(col, p.n - 1u) * p.b_n];
+                sm_b[eb.x * SM_S + eb.y] = select(0.0, vb, col < p.n && kb < p.k);
+            }
+            workgroupBarrier();
+            for (var kk = 0u; kk < SM_K; kk++) {
+                let o = kk * SM_S;
+                let bv = vec4<f32>(sm_b[o + lid.x], sm_b[o + lid.x + 16u], sm_b[o + lid.x + 32u], sm_b[o + lid.x + 48u]);
+                acc[0] = fma(vec4<f32>(sm_a[o + lid.y]), bv, acc[0]);
+                acc[1] = fma(vec4<f32>(sm_a[o + lid.y + 16u]), bv, acc[1]);
+                acc[2] = fma(vec4<f32>(sm_a[o + lid.y + 32u]), bv, acc[2]);
+                acc[3] = fma(vec4<f32>(sm_a[o + lid.y + 48u]), bv, acc[3]);
+            }
+            workgroupBarrier();
+        }
+    }
+    let cb = select(t.y * p.c_batch, 0u, SUM_BATCHES);
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + lid.y + SM_T * i;
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + lid.x + SM_T * j;
+            if row < p.m && col < p.n {
+                c[cb + row * p.n + col] = epilogue1(acc[i][j], row, col);
+            }
+        }
+    }
+}

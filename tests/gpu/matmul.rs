@@ -1,7 +1,7 @@
 //! matmul.wgsl against cpu::matmul: transposes, batching, broadcast, batch sums, epilogues,
 //! on shapes that are not multiples of the register blocks or the workgroups, through every
-//! entry point (`matmul`, `matmul_rows`, `matmul_reg4` with vec4 loads, `matmul_reg` scalar)
-//! and the mapping the default launcher picks.
+//! entry point (`matmul`, `matmul_rows`, `matmul_reg4` with vec4 loads, `matmul_reg` scalar,
+//! `matmul_smem`) and the mapping the default launcher picks.
 
 use crate::common::{check, contexts, data};
 use wgrad::compare::Tolerance;
@@ -34,6 +34,7 @@ fn tiles_for(ctx: &GpuContext, spec: &MatmulSpec) -> Vec<MatmulTile> {
     let mut tiles = vec![
         MatmulTile::Blocks { wg_x: 8, wg_y: 8 },
         MatmulTile::Rows { wg_x: 64 },
+        MatmulTile::Shared,
     ];
     tiles.extend(REG_TILES);
     let chosen = MatmulTile::for_shape(ctx, spec);

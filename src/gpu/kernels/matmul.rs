@@ -1,10 +1,12 @@
 //! Launcher for shaders/matmul.wgsl.
 //!
-//! Three mappings live in the shader: [`MatmulTile::Blocks`] (`matmul`, 4×4 blocks per
-//! invocation, 8×8 workgroups: the original kernel, kept for GPUs), [`MatmulTile::Rows`]
-//! (`matmul_rows`) and [`MatmulTile::Reg`] (`matmul_reg4` / `matmul_reg`: up to 32×32 blocks per
-//! invocation, every choice a pipeline constant, built for CPU drivers). [`matmul`] picks one per
-//! adapter and shape with [`MatmulTile::for_shape`]; [`matmul_tiled`] takes an explicit one.
+//! Four mappings live in the shader: [`MatmulTile::Blocks`] (`matmul`, 4×4 blocks per
+//! invocation, 8×8 workgroups: the original kernel, still the default off CPU drivers),
+//! [`MatmulTile::Rows`] (`matmul_rows`), [`MatmulTile::Reg`] (`matmul_reg4` / `matmul_reg`: up
+//! to 32×32 blocks per invocation, every choice a pipeline constant, built for CPU drivers) and
+//! [`MatmulTile::Shared`] (`matmul_smem`: workgroup-memory tiling, written for GPUs).
+//! [`matmul`] picks one per adapter and shape with [`MatmulTile::for_shape`]; [`matmul_tiled`]
+//! takes an explicit one.
 
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuTensor, Launch, Workgroups, shaders};
@@ -51,6 +53,10 @@ pub enum MatmulTile {
         wg_y: u32,
         vec4: bool,
     },
+    /// `matmul_smem`: a 16×16 workgroup computes a 64×64 tile of C, staging 16-deep panels of A
+    /// and B in workgroup memory (loads coalesced for either layout). Written for GPUs; not
+    /// chosen anywhere yet (no GPU measurement), there for an autotuner. Slow on CPU drivers.
+    Shared,
 }
 
 /// Worker threads lavapipe runs (one per core; the machine these numbers come from has 2).
@@ -247,6 +253,16 @@ pub fn entry_and_constants(
             ("matmul", vec![("WG_X", wg_x as f64), ("WG_Y", wg_y as f64)])
         }
         MatmulTile::Rows { wg_x } => ("matmul_rows", vec![("RW_X", wg_x as f64)]),
+        MatmulTile::Shared => (
+            "matmul_smem",
+            vec![
+                ("TRANS_A", flag(spec.trans_a)),
+                ("TRANS_B", flag(spec.trans_b)),
+                ("SUM_BATCHES", flag(spec.sum_batches)),
+                ("BIAS", bias_code(spec.bias) as f64),
+                ("ACT", spec.act.code() as f64),
+            ],
+        ),
         MatmulTile::Reg {
             bm,
             bn,
@@ -341,6 +357,7 @@ pub fn matmul_tiled(
     let (cols_per_wg, rows_per_wg) = match tile {
         MatmulTile::Blocks { wg_x, wg_y } => (4 * wg_x as usize, 4 * wg_y as usize),
         MatmulTile::Rows { wg_x } => (4 * wg_x as usize, 8),
+        MatmulTile::Shared => (64, 64),
         MatmulTile::Reg {
             bm, bn, wg_x, wg_y, ..
         } => ((bn * wg_x) as usize, (bm * wg_y) as usize),
