@@ -1,10 +1,18 @@
 // C[b] = act(op(A)[b] · op(B)[b] + bias)  — matmul with transpose flags, batching, broadcast,
 // batch summation (weight gradients) and a fused bias + activation epilogue.
 //
-// Transposes are expressed as strides, so one kernel serves the forward pass and both gradients
-// (dA = dC·Bᵀ, dB = Aᵀ·dC) without materialising a transpose.
+// Transposes are expressed as strides (or pipeline constants), so one kernel serves the forward
+// pass and both gradients (dA = dC·Bᵀ, dB = Aᵀ·dC) without materialising a transpose.
 //
-// Register blocking: each invocation computes a TM×TN = 4×4 block of C held in registers, so each
+// Five entry points, chosen per adapter and shape by src/gpu/kernels/matmul.rs:
+//   matmul       4×4 block of C per invocation, runtime flags (the original kernel);
+//   matmul_rows  8 rows × 4 columns per invocation, the A loads uniform per workgroup;
+//   matmul_reg4  up to 32×32 per invocation, vec4 loads, every flag a pipeline constant — for
+//                CPU drivers (lavapipe, llvmpipe GL), where it is 2–7× the 4×4 kernel;
+//   matmul_reg   the same with scalar loads, for layouts that vec4 views do not fit;
+//   matmul_smem  workgroup-memory tiling, for GPUs (not chosen by default yet: unmeasured).
+//
+// matmul / matmul_rows: each invocation computes a 4×4 block of C held in registers, so each
 // loaded value of A and B is used four times. No workgroup memory and no barriers: on lavapipe
 // (a CPU driver) barriers are expensive and registers cheap. The workgroup shape is a
 // pipeline-overridable constant so it can be chosen per adapter.
@@ -204,26 +212,35 @@ fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 // ~75% of the time of a 16×16 block, so what wins is the most FMAs per load instruction:
 // each invocation keeps a BM×BN block of C (up to 32×32: LLVM spills the accumulators to the
 // stack, which costs far less than the loads) and per step of 4 along k loads BM/4 quads of A
-// and BN/4 of B (4 loads each), for BM·BN·4 FMAs. The 4×4 kernel above does 16 FMAs per
-// scalar-load pair; a 16×16 block does 32 per vec4 load, a 32×32 block 64.
+// and BN/4 of B (4 loads each), for BM·BN·4 FMAs. The 4×4 kernel above does 2 FMAs per scalar
+// load; a 16×16 block does 32 per vec4 load, a 32×32 block 64 (1024³: 4.3 → ~28 GFLOP/s).
 //
-// Not used, measured on lavapipe: workgroup memory (its loads take the same per-lane loop, and
-// a barrier costs ~1,000 cycles: the coroutine switch saves the accumulators), k-blocking with
-// barriers, software pipelining of the loads, and unrolling two k-steps per iteration.
+// llvmpipe vectorises a workgroup along x only: BX must be 8 (or a multiple of 8), or lanes sit
+// idle (BX = 4 measured ~0.7×, BX = 1 ~0.2×). The 8 lanes of a SIMD group then share their rows
+// of C — all 8 load the same A address — and own consecutive column blocks.
 //
-// Everything in the hot loop is straight-line code over compile-time indices: Mesa does not
-// unroll a loop over the block, and a block indexed by a loop counter is kept in memory and
-// gathered. Every choice is a pipeline-overridable constant that the driver folds away: block
-// (BM × BN, each 4, 8, 16 or 32), workgroup (BX × BY invocations, BX along n), transposes,
-// batch summation, k % 4, bias and activation. The launcher picks them per adapter and shape.
+// Tried on lavapipe and not kept: workgroup memory (its loads take the same per-lane loop, and
+// a barrier costs ~1,000 cycles as the coroutine switch saves the accumulators; broadcasting A
+// through constant workgroup addresses, which do take a fast path, gained 13% only without the
+// barriers WGSL requires), k-blocking with barriers, software pipelining of the loads, two
+// k-steps per loop iteration, and an entry point with vec4 loads for one operand and scalar
+// for the other (+13% on one conv shape, 0% on another, 3× the compile time).
+//
+// Everything in the hot loop is straight-line code over compile-time indices (the same kernel
+// written with loops over the block ran at half the speed: Mesa did not turn the loop-indexed
+// block into registers). Every choice is a pipeline-overridable constant that the driver folds
+// away: block (BM × BN, each 4, 8, 16 or 32), workgroup (BX × BY invocations, BX along n),
+// transposes, batch summation, k % 4, bias and activation. The launcher picks them per adapter
+// and shape.
 //
 // matmul_reg4 binds A, B and C as array<vec4<f32>>: every contiguous dimension must be a
 // multiple of 4 (A's k, or m when TRANS_A; B's n, or k when TRANS_B; C's n). matmul_reg binds
-// them as array<f32>, takes any shape and layout (strides from Params), at 4× the loads.
+// them as array<f32> and takes any shape and layout (strides from Params), one scalar load
+// per element (~2.4× the time per element of a vec4 load).
 
 override BM: u32 = 16u;          // rows of C per invocation: 4, 8, 16 or 32
 override BN: u32 = 16u;          // columns of C per invocation: 4, 8, 16 or 32
-override BX: u32 = 8u;           // invocations per workgroup along n
+override BX: u32 = 8u;           // invocations per workgroup along n (llvmpipe: 8)
 override BY: u32 = 1u;           // invocations per workgroup along m
 override TRANS_A: bool = false;  // A stored [k, m] (matmul_reg4 only; matmul_reg uses strides)
 override TRANS_B: bool = false;  // B stored [n, k] (matmul_reg4 only)
@@ -246,18 +263,24 @@ alias Quads = array<Quad, 8>;
 alias Block = array<Quad, 64>;
 
 fn transpose4(t: Quad) -> Quad {
-    return Quad(vec4<f32>(t[0].x, t[1].x, t[2].x, t[3].x), vec4<f32>(t[0].y, t[1].y, t[2].y, t[3].y),
-                vec4<f32>(t[0].z, t[1].z, t[2].z, t[3].z), vec4<f32>(t[0].w, t[1].w, t[2].w, t[3].w));
+    return Quad(vec4<f32>(t[0].x, t[1].x, t[2].x, t[3].x),
+                vec4<f32>(t[0].y, t[1].y, t[2].y, t[3].y),
+                vec4<f32>(t[0].z, t[1].z, t[2].z, t[3].z),
+                vec4<f32>(t[0].w, t[1].w, t[2].w, t[3].w));
 }
 
-// acc + a·b on one 4×4 tile: 16 vec4 FMAs, k in order.
+// One row of a 4×4 tile: acc + Σ_q a[q]·b[q] (4 vec4 FMAs, k in order).
+fn mac_r(acc: vec4<f32>, a: vec4<f32>, b: Quad) -> vec4<f32> {
+    var r = fma(vec4<f32>(a.x), b[0], acc);
+    r = fma(vec4<f32>(a.y), b[1], r);
+    r = fma(vec4<f32>(a.z), b[2], r);
+    return fma(vec4<f32>(a.w), b[3], r);
+}
+
+// acc + a·b on one 4×4 tile: 16 vec4 FMAs.
 fn mac(acc: Quad, a: Quad, b: Quad) -> Quad {
-    var r = acc;
-    r[0] = fma(vec4<f32>(a[0].w), b[3], fma(vec4<f32>(a[0].z), b[2], fma(vec4<f32>(a[0].y), b[1], fma(vec4<f32>(a[0].x), b[0], r[0]))));
-    r[1] = fma(vec4<f32>(a[1].w), b[3], fma(vec4<f32>(a[1].z), b[2], fma(vec4<f32>(a[1].y), b[1], fma(vec4<f32>(a[1].x), b[0], r[1]))));
-    r[2] = fma(vec4<f32>(a[2].w), b[3], fma(vec4<f32>(a[2].z), b[2], fma(vec4<f32>(a[2].y), b[1], fma(vec4<f32>(a[2].x), b[0], r[2]))));
-    r[3] = fma(vec4<f32>(a[3].w), b[3], fma(vec4<f32>(a[3].z), b[2], fma(vec4<f32>(a[3].y), b[1], fma(vec4<f32>(a[3].x), b[0], r[3]))));
-    return r;
+    return Quad(mac_r(acc[0], a[0], b), mac_r(acc[1], a[1], b), mac_r(acc[2], a[2], b),
+                mac_r(acc[3], a[3], b));
 }
 
 // Row quad `i` (a constant at every call) of the block += a · b[0..BN/4].
@@ -321,12 +344,14 @@ fn k_clamped(kk: u32) -> vec4<u32> {
 // says which of the step's 4 k are in range.
 fn mask_a(q: Quad, live: vec4<bool>) -> Quad {
     let z = vec4<f32>(0.0);
-    return Quad(select(z, q[0], live), select(z, q[1], live), select(z, q[2], live), select(z, q[3], live));
+    return Quad(select(z, q[0], live), select(z, q[1], live), select(z, q[2], live),
+                select(z, q[3], live));
 }
 
 fn mask_b(q: Quad, live: vec4<bool>) -> Quad {
     let z = vec4<f32>(0.0);
-    return Quad(select(z, q[0], live.x), select(z, q[1], live.y), select(z, q[2], live.z), select(z, q[3], live.w));
+    return Quad(select(z, q[0], live.x), select(z, q[1], live.y), select(z, q[2], live.z),
+                select(z, q[3], live.w));
 }
 
 fn mask_step(a: Quads, b: Quads, kk: u32) -> array<Quads, 2> {
@@ -435,7 +460,10 @@ fn c4_row(acc: ptr<function, Block>, i: u32, cb: u32, o: Origin) {
     let a = 8u * i;
     c4_quad(cb, r, o.col0, (*acc)[a]);
     if BN > 4u { c4_quad(cb, r, o.col0 + 4u, (*acc)[a + 1u]); }
-    if BN > 8u { c4_quad(cb, r, o.col0 + 8u, (*acc)[a + 2u]); c4_quad(cb, r, o.col0 + 12u, (*acc)[a + 3u]); }
+    if BN > 8u {
+        c4_quad(cb, r, o.col0 + 8u, (*acc)[a + 2u]);
+        c4_quad(cb, r, o.col0 + 12u, (*acc)[a + 3u]);
+    }
     if BN > 16u {
         c4_quad(cb, r, o.col0 + 16u, (*acc)[a + 4u]);
         c4_quad(cb, r, o.col0 + 20u, (*acc)[a + 5u]);
@@ -474,7 +502,12 @@ fn matmul_reg4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     c4_row(&acc, 0u, cb, o);
     if BM > 4u { c4_row(&acc, 1u, cb, o); }
     if BM > 8u { c4_row(&acc, 2u, cb, o); c4_row(&acc, 3u, cb, o); }
-    if BM > 16u { c4_row(&acc, 4u, cb, o); c4_row(&acc, 5u, cb, o); c4_row(&acc, 6u, cb, o); c4_row(&acc, 7u, cb, o); }
+    if BM > 16u {
+        c4_row(&acc, 4u, cb, o);
+        c4_row(&acc, 5u, cb, o);
+        c4_row(&acc, 6u, cb, o);
+        c4_row(&acc, 7u, cb, o);
+    }
 }
 
 // ---- matmul_reg: scalar views, any shape; A and B addressed through Params' strides. ----
@@ -484,13 +517,15 @@ fn matmul_reg4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 
 // A[r..r+3, kk] as a vec4 (rows clamped).
 fn a_vec(base: u32, r: u32, kk: u32) -> vec4<f32> {
-    let o = vec4<u32>(base + kk * p.a_k) + min(vec4<u32>(r) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.m - 1u)) * p.a_m;
+    let rows = min(vec4<u32>(r) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.m - 1u));
+    let o = vec4<u32>(base + kk * p.a_k) + rows * p.a_m;
     return vec4<f32>(a[o.x], a[o.y], a[o.z], a[o.w]);
 }
 
 // B[kk, col..col+3] as a vec4 (columns clamped).
 fn b_vec(base: u32, col: u32, kk: u32) -> vec4<f32> {
-    let o = vec4<u32>(base + kk * p.b_k) + min(vec4<u32>(col) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u)) * p.b_n;
+    let cols = min(vec4<u32>(col) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
+    let o = vec4<u32>(base + kk * p.b_k) + cols * p.b_n;
     return vec4<f32>(b[o.x], b[o.y], b[o.z], b[o.w]);
 }
 
@@ -577,7 +612,10 @@ fn c_row(acc: ptr<function, Block>, i: u32, cb: u32, o: Origin) {
     let a = 8u * i;
     c_quad(cb, r, o.col0, (*acc)[a]);
     if BN > 4u { c_quad(cb, r, o.col0 + 4u, (*acc)[a + 1u]); }
-    if BN > 8u { c_quad(cb, r, o.col0 + 8u, (*acc)[a + 2u]); c_quad(cb, r, o.col0 + 12u, (*acc)[a + 3u]); }
+    if BN > 8u {
+        c_quad(cb, r, o.col0 + 8u, (*acc)[a + 2u]);
+        c_quad(cb, r, o.col0 + 12u, (*acc)[a + 3u]);
+    }
     if BN > 16u {
         c_quad(cb, r, o.col0 + 16u, (*acc)[a + 4u]);
         c_quad(cb, r, o.col0 + 20u, (*acc)[a + 5u]);
@@ -607,7 +645,12 @@ fn matmul_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     c_row(&acc, 0u, cb, o);
     if BM > 4u { c_row(&acc, 1u, cb, o); }
     if BM > 8u { c_row(&acc, 2u, cb, o); c_row(&acc, 3u, cb, o); }
-    if BM > 16u { c_row(&acc, 4u, cb, o); c_row(&acc, 5u, cb, o); c_row(&acc, 6u, cb, o); c_row(&acc, 7u, cb, o); }
+    if BM > 16u {
+        c_row(&acc, 4u, cb, o);
+        c_row(&acc, 5u, cb, o);
+        c_row(&acc, 6u, cb, o);
+        c_row(&acc, 7u, cb, o);
+    }
 }
 
 // =============================================================================================
@@ -680,7 +723,8 @@ fn matmul_smem(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
             workgroupBarrier();
             for (var kk = 0u; kk < SM_K; kk++) {
                 let o = kk * SM_S;
-                let bv = vec4<f32>(sm_b[o + lid.x], sm_b[o + lid.x + 16u], sm_b[o + lid.x + 32u], sm_b[o + lid.x + 48u]);
+                let bv = vec4<f32>(sm_b[o + lid.x], sm_b[o + lid.x + 16u], sm_b[o + lid.x + 32u],
+                                   sm_b[o + lid.x + 48u]);
                 acc[0] = fma(vec4<f32>(sm_a[o + lid.y]), bv, acc[0]);
                 acc[1] = fma(vec4<f32>(sm_a[o + lid.y + 16u]), bv, acc[1]);
                 acc[2] = fma(vec4<f32>(sm_a[o + lid.y + 32u]), bv, acc[2]);

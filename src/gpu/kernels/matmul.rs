@@ -65,9 +65,9 @@ const CPU_THREADS: u64 = 2;
 /// Register blocks (accumulators per invocation) allowed by product size (FLOPs), because the
 /// pipelines' compile time grows with the block: on an idle lavapipe ~0.4 s for 8×8, ~0.9 s for
 /// 16×16, ~3 s for 32×16 and ~6 s for 32×32 (2–3× that on a busy machine). The vec4 path gets
-/// 16×16 always, 32×16 from 4·10⁶ FLOPs (64×32×1568 Bᵀ: 32×16 1.1×, 32×64×1568 Aᵀ: 1.2–1.4×
-/// the 16×16 speed) and 32×32 from 3·10⁷ (256³: 1.5×, 1024³: ~1.3×); the scalar path (its loads make it compile
-/// ~1.5× slower) 16×8, and 32×8 from 4·10⁶ (batched 32×144×49: 1.1× 16×8).
+/// 16×16 always, 32×16 from 4·10⁶ FLOPs (64×32×1568 Bᵀ: 1.1×, 32×64×1568 Aᵀ: 1.2–1.4× the
+/// speed of 16×16) and 32×32 from 3·10⁷ (256³: 1.5×, 1024³: 1.3–1.4×); the scalar path (which
+/// compiles ~1.5× slower) 16×8, and 32×8 from 4·10⁶ (batched 32×144×49: 1.1× 16×8).
 fn max_block_area(spec: &MatmulSpec, gl: bool) -> u32 {
     let f = spec.flops();
     match (gl, vec4_aligned(spec)) {
@@ -107,8 +107,10 @@ impl MatmulTile {
     /// (n = 49). Workgroups are 8 invocations wide (llvmpipe's SIMD width, along x), stacked 4
     /// high where the B panel outgrows the caches. Block sizes are capped by compile time (see
     /// `max_block_area`), on GL at 8×8: wgpu holds the GL context for the whole compile and
-    /// other threads give up after 6 s. Products with m ≤ 4 (a row vector times a matrix) take
-    /// 4×4 blocks: there each lane's own B loads dominate and a wider block gains little.
+    /// other threads give up after 6 s. Products with m ≤ 4 (a row vector times a matrix) keep
+    /// 4×4 blocks and 32 columns per workgroup, as the old default had: wider blocks would need
+    /// ~1.5× fewer loads there, but such products are rare in the models, and
+    /// tests/gpu/errors.rs pins the grid-limit error to that column count.
     ///
     /// Other adapters keep `Blocks { 8, 8 }`: not measured on real GPUs yet; the `Reg`
     /// constants are there for an autotuner.
@@ -146,11 +148,11 @@ pub fn vec4_aligned(spec: &MatmulSpec) -> bool {
 /// of A, all 8 lanes at one address (~0.7 of a load: one cache line), and `bn` of B, 8
 /// addresses (scalar path: 4 scalar loads per vec4, ~2.4× as slow); `4·bm·bn` FMAs at ~1/128
 /// of a load each (a multiply, an add and a share of the accumulator spills); then `bm·bn/4`
-/// stores and some setup. Workgroups run [`CPU_THREADS`] at a time, but fewer than 4 are counted as
-/// if run one after another: on the shared machine two workgroups rarely got both cores
-/// (64×1568×32: 4 workgroups of 16×4 blocks 12 GFLOP/s, 2 of 32×4 9). Fitted to measurements
-/// on lavapipe (Mesa 22.3.6): it ranks the measured candidates of the benchmark's shapes in
-/// order, though it exaggerates their differences.
+/// stores and some setup. Workgroups run [`CPU_THREADS`] at a time, but fewer than 4 are
+/// counted as if run one after another: on the shared machine two workgroups rarely got both
+/// cores (64×1568×32: 4 workgroups of 16×4 blocks 12 GFLOP/s, 2 of 32×4 9). Fitted to
+/// measurements on lavapipe (Mesa 22.3.6): it ranks the measured candidates of the benchmark's
+/// shapes in order, though it exaggerates their differences.
 pub fn reg_cost(spec: &MatmulSpec, bm: u32, bn: u32, wg_y: u32) -> f64 {
     let (bm64, bn64) = (bm as u64, bn as u64);
     let out_batches = if spec.sum_batches {
