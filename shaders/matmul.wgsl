@@ -1,10 +1,18 @@
 // C[b] = act(op(A)[b] · op(B)[b] + bias)  — matmul with transpose flags, batching, broadcast,
 // batch summation (weight gradients) and a fused bias + activation epilogue.
 //
-// Transposes are expressed as strides, so one kernel serves the forward pass and both gradients
-// (dA = dC·Bᵀ, dB = Aᵀ·dC) without materialising a transpose.
+// Transposes are expressed as strides (or pipeline constants), so one kernel serves the forward
+// pass and both gradients (dA = dC·Bᵀ, dB = Aᵀ·dC) without materialising a transpose.
 //
-// Register blocking: each invocation computes a TM×TN = 4×4 block of C held in registers, so each
+// Five entry points, chosen per adapter and shape by src/gpu/kernels/matmul.rs:
+//   matmul       4×4 block of C per invocation, runtime flags (the original kernel);
+//   matmul_rows  8 rows × 4 columns per invocation, the A loads uniform per workgroup;
+//   matmul_reg4  up to 32×32 per invocation, vec4 loads, every flag a pipeline constant — for
+//                CPU drivers (lavapipe, llvmpipe GL), where it is 2–7× the 4×4 kernel;
+//   matmul_reg   the same with scalar loads, for layouts that vec4 views do not fit;
+//   matmul_smem  workgroup-memory tiling, for GPUs (not chosen by default yet: unmeasured).
+//
+// matmul / matmul_rows: each invocation computes a 4×4 block of C held in registers, so each
 // loaded value of A and B is used four times. No workgroup memory and no barriers: on lavapipe
 // (a CPU driver) barriers are expensive and registers cheap. The workgroup shape is a
 // pipeline-overridable constant so it can be chosen per adapter.
@@ -187,6 +195,551 @@ fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
             let col = col0 + j;
             if col < p.n {
                 c[cbase + row * p.n + col] = act(v[j]);
+            }
+        }
+    }
+}
+
+
+// =============================================================================================
+// matmul_reg4 / matmul_reg: large register blocks, for CPU drivers (lavapipe, llvmpipe GL).
+//
+// Mesa's llvmpipe (22.3) runs 8 invocations as the 8 lanes of one AVX2 register and compiles
+// every storage-buffer load whose address is not a compile-time constant into a loop over the
+// 8 lanes: per lane a mask test, then per component a bounds check, a scalar load and a masked
+// insert. A vec4 load is ~400 instructions for 8 invocations, a scalar one ~200; an FMA is 2
+// (it is split into a multiply and an add) plus a share of the accumulator spills. Loads are
+// ~75% of the time of a 16×16 block, so what wins is the most FMAs per load instruction:
+// each invocation keeps a BM×BN block of C (up to 32×32: LLVM spills the accumulators to the
+// stack, which costs far less than the loads) and per step of 4 along k loads BM/4 quads of A
+// and BN/4 of B (4 loads each), for BM·BN·4 FMAs. The 4×4 kernel above does 2 FMAs per scalar
+// load; a 16×16 block does 32 per vec4 load, a 32×32 block 64 (1024³: 4.3 → ~28 GFLOP/s).
+//
+// llvmpipe vectorises a workgroup along x only: BX must be 8 (or a multiple of 8), or lanes sit
+// idle (BX = 4 measured ~0.7×, BX = 1 ~0.2×). The 8 lanes of a SIMD group then share their rows
+// of C — all 8 load the same A address — and own consecutive column blocks.
+//
+// Tried on lavapipe and not kept: workgroup memory (its loads take the same per-lane loop, and
+// a barrier costs ~1,000 cycles as the coroutine switch saves the accumulators; broadcasting A
+// through constant workgroup addresses, which do take a fast path, gained 13% only without the
+// barriers WGSL requires), k-blocking with barriers, software pipelining of the loads, two
+// k-steps per loop iteration, and an entry point with vec4 loads for one operand and scalar
+// for the other (+13% on one conv shape, 0% on another, 3× the compile time).
+//
+// Everything in the hot loop is straight-line code over compile-time indices (the same kernel
+// written with loops over the block ran at half the speed: Mesa did not turn the loop-indexed
+// block into registers). Every choice is a pipeline-overridable constant that the driver folds
+// away: block (BM × BN, each 4, 8, 16 or 32), workgroup (BX × BY invocations, BX along n),
+// transposes, batch summation, k % 4, bias and activation. The launcher picks them per adapter
+// and shape.
+//
+// matmul_reg4 binds A, B and C as array<vec4<f32>>: every contiguous dimension must be a
+// multiple of 4 (A's k, or m when TRANS_A; B's n, or k when TRANS_B; C's n). matmul_reg binds
+// them as array<f32> and takes any shape and layout (strides from Params), one scalar load
+// per element (~2.4× the time per element of a vec4 load).
+
+override BM: u32 = 16u;          // rows of C per invocation: 4, 8, 16 or 32
+override BN: u32 = 16u;          // columns of C per invocation: 4, 8, 16 or 32
+override BX: u32 = 8u;           // invocations per workgroup along n (llvmpipe: 8)
+override BY: u32 = 1u;           // invocations per workgroup along m
+override TRANS_A: bool = false;  // A stored [k, m] (matmul_reg4 only; matmul_reg uses strides)
+override TRANS_B: bool = false;  // B stored [n, k] (matmul_reg4 only)
+override SUM_BATCHES: bool = false;  // C = Σ over batches (p.sum_batches)
+override K_TAIL: bool = false;   // k % 4 != 0: matmul_reg4 masks its last step
+override BIAS: u32 = 0u;         // as p.bias_mode: 0 none, 1 per row, 2 per column
+override ACT: u32 = 0u;          // as p.act
+
+@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> c4: array<vec4<f32>>;
+
+// A 4×4 tile as four vec4 rows: for A, 4 rows of C × 4 consecutive k; for B, 4 consecutive k ×
+// 4 columns of C; for C, 4 rows × 4 columns.
+alias Quad = array<vec4<f32>, 4>;
+// One side of a step: up to 8 quads (32 rows, or 32 columns). Quads past BM/4 (BN/4) are never
+// written or read, and vanish when the constants are folded.
+alias Quads = array<Quad, 8>;
+// The accumulators: C quad (row quad i, column quad j) at 8i + j.
+alias Block = array<Quad, 64>;
+
+fn transpose4(t: Quad) -> Quad {
+    return Quad(vec4<f32>(t[0].x, t[1].x, t[2].x, t[3].x),
+                vec4<f32>(t[0].y, t[1].y, t[2].y, t[3].y),
+                vec4<f32>(t[0].z, t[1].z, t[2].z, t[3].z),
+                vec4<f32>(t[0].w, t[1].w, t[2].w, t[3].w));
+}
+
+// One row of a 4×4 tile: acc + Σ_q a[q]·b[q] (4 vec4 FMAs, k in order).
+fn mac_r(acc: vec4<f32>, a: vec4<f32>, b: Quad) -> vec4<f32> {
+    var r = fma(vec4<f32>(a.x), b[0], acc);
+    r = fma(vec4<f32>(a.y), b[1], r);
+    r = fma(vec4<f32>(a.z), b[2], r);
+    return fma(vec4<f32>(a.w), b[3], r);
+}
+
+// acc + a·b on one 4×4 tile: 16 vec4 FMAs.
+fn mac(acc: Quad, a: Quad, b: Quad) -> Quad {
+    return Quad(mac_r(acc[0], a[0], b), mac_r(acc[1], a[1], b), mac_r(acc[2], a[2], b),
+                mac_r(acc[3], a[3], b));
+}
+
+// Row quad `i` (a constant at every call) of the block += a · b[0..BN/4].
+fn mac_row(acc: ptr<function, Block>, i: u32, a: Quad, b: Quads) {
+    let o = 8u * i;
+    (*acc)[o] = mac((*acc)[o], a, b[0]);
+    if BN > 4u { (*acc)[o + 1u] = mac((*acc)[o + 1u], a, b[1]); }
+    if BN > 8u {
+        (*acc)[o + 2u] = mac((*acc)[o + 2u], a, b[2]);
+        (*acc)[o + 3u] = mac((*acc)[o + 3u], a, b[3]);
+    }
+    if BN > 16u {
+        (*acc)[o + 4u] = mac((*acc)[o + 4u], a, b[4]);
+        (*acc)[o + 5u] = mac((*acc)[o + 5u], a, b[5]);
+        (*acc)[o + 6u] = mac((*acc)[o + 6u], a, b[6]);
+        (*acc)[o + 7u] = mac((*acc)[o + 7u], a, b[7]);
+    }
+}
+
+fn mac_block(acc: ptr<function, Block>, a: Quads, b: Quads) {
+    mac_row(acc, 0u, a[0], b);
+    if BM > 4u { mac_row(acc, 1u, a[1], b); }
+    if BM > 8u { mac_row(acc, 2u, a[2], b); mac_row(acc, 3u, a[3], b); }
+    if BM > 16u {
+        mac_row(acc, 4u, a[4], b);
+        mac_row(acc, 5u, a[5], b);
+        mac_row(acc, 6u, a[6], b);
+        mac_row(acc, 7u, a[7], b);
+    }
+}
+
+// The activation, chosen by a constant so the epilogue holds only the one in use. Same
+// definitions as act() above.
+fn act4(x: vec4<f32>) -> vec4<f32> {
+    if ACT == 1u { return max(x, vec4<f32>(0.0)); }
+    if ACT == 2u { return select(p.slope * x, x, x > vec4<f32>(0.0)); }
+    if ACT == 3u { return 1.0 / (1.0 + exp(-x)); }
+    if ACT == 4u { return tanh(clamp(x, vec4<f32>(-10.0), vec4<f32>(10.0))); }
+    return x;
+}
+
+// Bias and activation for C[row, col..col+3]. Indices are clamped into range, so a caller may
+// compute this for positions past the edge that it then does not store.
+fn epilogue(v: vec4<f32>, row: u32, col: u32) -> vec4<f32> {
+    var x = v;
+    if BIAS == 1u {
+        x += vec4<f32>(bias[min(row, p.m - 1u)]);
+    } else if BIAS == 2u {
+        let cl = min(vec4<u32>(col) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
+        x += vec4<f32>(bias[cl.x], bias[cl.y], bias[cl.z], bias[cl.w]);
+    }
+    return act4(x);
+}
+
+// k indices kk..kk+3, clamped to the last one: the tail step reads valid memory, then masks.
+fn k_clamped(kk: u32) -> vec4<u32> {
+    return min(vec4<u32>(kk) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.k - 1u));
+}
+
+// The k ≥ p.k parts of a partial last step, zeroed on both sides (so 0·inf never appears). `live`
+// says which of the step's 4 k are in range.
+fn mask_a(q: Quad, live: vec4<bool>) -> Quad {
+    let z = vec4<f32>(0.0);
+    return Quad(select(z, q[0], live), select(z, q[1], live), select(z, q[2], live),
+                select(z, q[3], live));
+}
+
+fn mask_b(q: Quad, live: vec4<bool>) -> Quad {
+    let z = vec4<f32>(0.0);
+    return Quad(select(z, q[0], live.x), select(z, q[1], live.y), select(z, q[2], live.z),
+                select(z, q[3], live.w));
+}
+
+fn mask_step(a: Quads, b: Quads, kk: u32) -> array<Quads, 2> {
+    let live = (vec4<u32>(kk) + vec4<u32>(0u, 1u, 2u, 3u)) < vec4<u32>(p.k);
+    return array<Quads, 2>(
+        Quads(mask_a(a[0], live), mask_a(a[1], live), mask_a(a[2], live), mask_a(a[3], live),
+              mask_a(a[4], live), mask_a(a[5], live), mask_a(a[6], live), mask_a(a[7], live)),
+        Quads(mask_b(b[0], live), mask_b(b[1], live), mask_b(b[2], live), mask_b(b[3], live),
+              mask_b(b[4], live), mask_b(b[5], live), mask_b(b[6], live), mask_b(b[7], live)));
+}
+
+// Which C block this invocation owns: (row0, col0, batch, write?) — `write` is false for the
+// grid's spare workgroups past the last batch.
+struct Origin {
+    row0: u32,
+    col0: u32,
+    batch: u32,
+}
+
+fn reg_origin(wid: vec3<u32>, lid: vec3<u32>, nwg: vec3<u32>) -> Origin {
+    let t = tile_and_batch(wid, nwg);
+    return Origin((t.x * BY + lid.y) * BM, (wid.x * BX + lid.x) * BN, t.y);
+}
+
+fn reg_out_batches() -> u32 {
+    return select(p.batch, 1u, SUM_BATCHES);
+}
+
+// ---- matmul_reg4: vec4 views. Batch offsets (`base`) are multiples of 4 elements. ----
+
+// A rows r..r+3 × k kk..kk+3.
+fn a4_quad(base: u32, r: u32, kk: u32) -> Quad {
+    if TRANS_A {
+        // A is [k, m]: one vec4 holds 4 rows at one k (m % 4 == 0; r % 4 == 0).
+        let s = p.m / 4u;
+        let o = base / 4u + min(r / 4u, s - 1u);
+        let kc = k_clamped(kk) * s;
+        return transpose4(Quad(a4[o + kc.x], a4[o + kc.y], a4[o + kc.z], a4[o + kc.w]));
+    }
+    // A is [m, k]: one vec4 holds 4 k of one row (k % 4 == 0, so kk + 3 < k).
+    let s = p.k / 4u;
+    let o = base / 4u + kk / 4u;
+    let rc = min(vec4<u32>(r) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.m - 1u)) * s;
+    return Quad(a4[o + rc.x], a4[o + rc.y], a4[o + rc.z], a4[o + rc.w]);
+}
+
+// B k kk..kk+3 × columns col..col+3.
+fn b4_quad(base: u32, col: u32, kk: u32) -> Quad {
+    if TRANS_B {
+        // B is [n, k]: one vec4 holds 4 k of one column (k % 4 == 0).
+        let s = p.k / 4u;
+        let o = base / 4u + kk / 4u;
+        let cc = min(vec4<u32>(col) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u)) * s;
+        return transpose4(Quad(b4[o + cc.x], b4[o + cc.y], b4[o + cc.z], b4[o + cc.w]));
+    }
+    // B is [k, n]: one vec4 holds 4 columns at one k (n % 4 == 0; col % 4 == 0).
+    let s = p.n / 4u;
+    let o = base / 4u + min(col / 4u, s - 1u);
+    let kc = k_clamped(kk) * s;
+    return Quad(b4[o + kc.x], b4[o + kc.y], b4[o + kc.z], b4[o + kc.w]);
+}
+
+fn a4_block(base: u32, row0: u32, kk: u32) -> Quads {
+    var q: Quads;
+    q[0] = a4_quad(base, row0, kk);
+    if BM > 4u { q[1] = a4_quad(base, row0 + 4u, kk); }
+    if BM > 8u { q[2] = a4_quad(base, row0 + 8u, kk); q[3] = a4_quad(base, row0 + 12u, kk); }
+    if BM > 16u {
+        q[4] = a4_quad(base, row0 + 16u, kk);
+        q[5] = a4_quad(base, row0 + 20u, kk);
+        q[6] = a4_quad(base, row0 + 24u, kk);
+        q[7] = a4_quad(base, row0 + 28u, kk);
+    }
+    return q;
+}
+
+fn b4_block(base: u32, col0: u32, kk: u32) -> Quads {
+    var q: Quads;
+    q[0] = b4_quad(base, col0, kk);
+    if BN > 4u { q[1] = b4_quad(base, col0 + 4u, kk); }
+    if BN > 8u { q[2] = b4_quad(base, col0 + 8u, kk); q[3] = b4_quad(base, col0 + 12u, kk); }
+    if BN > 16u {
+        q[4] = b4_quad(base, col0 + 16u, kk);
+        q[5] = b4_quad(base, col0 + 20u, kk);
+        q[6] = b4_quad(base, col0 + 24u, kk);
+        q[7] = b4_quad(base, col0 + 28u, kk);
+    }
+    return q;
+}
+
+// C rows r..r+3 × columns col..col+3; n % 4 == 0, so the 4 columns are all in range or all out.
+fn c4_quad(cb: u32, r: u32, col: u32, q: Quad) {
+    if col < p.n {
+        for (var i = 0u; i < 4u; i++) {
+            let row = r + i;
+            if row < p.m {
+                c4[(cb + row * p.n + col) / 4u] = epilogue(q[i], row, col);
+            }
+        }
+    }
+}
+
+// Row quad `i` (a constant at every call) of the block to C.
+fn c4_row(acc: ptr<function, Block>, i: u32, cb: u32, o: Origin) {
+    let r = o.row0 + 4u * i;
+    let a = 8u * i;
+    c4_quad(cb, r, o.col0, (*acc)[a]);
+    if BN > 4u { c4_quad(cb, r, o.col0 + 4u, (*acc)[a + 1u]); }
+    if BN > 8u {
+        c4_quad(cb, r, o.col0 + 8u, (*acc)[a + 2u]);
+        c4_quad(cb, r, o.col0 + 12u, (*acc)[a + 3u]);
+    }
+    if BN > 16u {
+        c4_quad(cb, r, o.col0 + 16u, (*acc)[a + 4u]);
+        c4_quad(cb, r, o.col0 + 20u, (*acc)[a + 5u]);
+        c4_quad(cb, r, o.col0 + 24u, (*acc)[a + 6u]);
+        c4_quad(cb, r, o.col0 + 28u, (*acc)[a + 7u]);
+    }
+}
+
+@compute @workgroup_size(BX, BY, 1)
+fn matmul_reg4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = reg_origin(wid, lid, nwg);
+    if o.batch >= reg_out_batches() {
+        return;
+    }
+    var acc: Block;
+    let nb = select(1u, p.batch, SUM_BATCHES);
+    for (var bi = 0u; bi < nb; bi++) {
+        let bt = select(o.batch, bi, SUM_BATCHES);
+        let ab = bt * p.a_batch;
+        let bb = bt * p.b_batch;
+        for (var kk = 0u; kk < p.k; kk += 4u) {
+            let qa = a4_block(ab, o.row0, kk);
+            let qb = b4_block(bb, o.col0, kk);
+            if K_TAIL {
+                // Only A transposed and B not can get here (k is A's or B's vector axis
+                // otherwise): the masking costs ~1% of a step, and saves a second copy of it.
+                let q = mask_step(qa, qb, kk);
+                mac_block(&acc, q[0], q[1]);
+            } else {
+                mac_block(&acc, qa, qb);
+            }
+        }
+    }
+    let cb = select(o.batch * p.c_batch, 0u, SUM_BATCHES);
+    c4_row(&acc, 0u, cb, o);
+    if BM > 4u { c4_row(&acc, 1u, cb, o); }
+    if BM > 8u { c4_row(&acc, 2u, cb, o); c4_row(&acc, 3u, cb, o); }
+    if BM > 16u {
+        c4_row(&acc, 4u, cb, o);
+        c4_row(&acc, 5u, cb, o);
+        c4_row(&acc, 6u, cb, o);
+        c4_row(&acc, 7u, cb, o);
+    }
+}
+
+// ---- matmul_reg: scalar views, any shape; A and B addressed through Params' strides. ----
+// One k per step: per invocation bm + bn scalar loads and bm·bn FMAs. (Steps of 4, as above,
+// would need 16 scalar loads per quad: the same loads per FMA, 4× the code, and pipelines that
+// took 5–10 s to compile on lavapipe.)
+
+// A[r..r+3, kk] as a vec4 (rows clamped).
+fn a_vec(base: u32, r: u32, kk: u32) -> vec4<f32> {
+    let rows = min(vec4<u32>(r) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.m - 1u));
+    let o = vec4<u32>(base + kk * p.a_k) + rows * p.a_m;
+    return vec4<f32>(a[o.x], a[o.y], a[o.z], a[o.w]);
+}
+
+// B[kk, col..col+3] as a vec4 (columns clamped).
+fn b_vec(base: u32, col: u32, kk: u32) -> vec4<f32> {
+    let cols = min(vec4<u32>(col) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.n - 1u));
+    let o = vec4<u32>(base + kk * p.b_k) + cols * p.b_n;
+    return vec4<f32>(b[o.x], b[o.y], b[o.z], b[o.w]);
+}
+
+alias Vecs = array<vec4<f32>, 8>;
+
+fn a_vecs(base: u32, row0: u32, kk: u32) -> Vecs {
+    var v: Vecs;
+    v[0] = a_vec(base, row0, kk);
+    if BM > 4u { v[1] = a_vec(base, row0 + 4u, kk); }
+    if BM > 8u { v[2] = a_vec(base, row0 + 8u, kk); v[3] = a_vec(base, row0 + 12u, kk); }
+    if BM > 16u {
+        v[4] = a_vec(base, row0 + 16u, kk);
+        v[5] = a_vec(base, row0 + 20u, kk);
+        v[6] = a_vec(base, row0 + 24u, kk);
+        v[7] = a_vec(base, row0 + 28u, kk);
+    }
+    return v;
+}
+
+fn b_vecs(base: u32, col0: u32, kk: u32) -> Vecs {
+    var v: Vecs;
+    v[0] = b_vec(base, col0, kk);
+    if BN > 4u { v[1] = b_vec(base, col0 + 4u, kk); }
+    if BN > 8u { v[2] = b_vec(base, col0 + 8u, kk); v[3] = b_vec(base, col0 + 12u, kk); }
+    if BN > 16u {
+        v[4] = b_vec(base, col0 + 16u, kk);
+        v[5] = b_vec(base, col0 + 20u, kk);
+        v[6] = b_vec(base, col0 + 24u, kk);
+        v[7] = b_vec(base, col0 + 28u, kk);
+    }
+    return v;
+}
+
+// acc + a ⊗ b on one 4×4 tile (one k): 4 vec4 FMAs.
+fn mac1(acc: Quad, a: vec4<f32>, b: vec4<f32>) -> Quad {
+    return Quad(fma(vec4<f32>(a.x), b, acc[0]), fma(vec4<f32>(a.y), b, acc[1]),
+                fma(vec4<f32>(a.z), b, acc[2]), fma(vec4<f32>(a.w), b, acc[3]));
+}
+
+fn mac1_row(acc: ptr<function, Block>, i: u32, a: vec4<f32>, b: Vecs) {
+    let o = 8u * i;
+    (*acc)[o] = mac1((*acc)[o], a, b[0]);
+    if BN > 4u { (*acc)[o + 1u] = mac1((*acc)[o + 1u], a, b[1]); }
+    if BN > 8u {
+        (*acc)[o + 2u] = mac1((*acc)[o + 2u], a, b[2]);
+        (*acc)[o + 3u] = mac1((*acc)[o + 3u], a, b[3]);
+    }
+    if BN > 16u {
+        (*acc)[o + 4u] = mac1((*acc)[o + 4u], a, b[4]);
+        (*acc)[o + 5u] = mac1((*acc)[o + 5u], a, b[5]);
+        (*acc)[o + 6u] = mac1((*acc)[o + 6u], a, b[6]);
+        (*acc)[o + 7u] = mac1((*acc)[o + 7u], a, b[7]);
+    }
+}
+
+fn mac1_block(acc: ptr<function, Block>, a: Vecs, b: Vecs) {
+    mac1_row(acc, 0u, a[0], b);
+    if BM > 4u { mac1_row(acc, 1u, a[1], b); }
+    if BM > 8u { mac1_row(acc, 2u, a[2], b); mac1_row(acc, 3u, a[3], b); }
+    if BM > 16u {
+        mac1_row(acc, 4u, a[4], b);
+        mac1_row(acc, 5u, a[5], b);
+        mac1_row(acc, 6u, a[6], b);
+        mac1_row(acc, 7u, a[7], b);
+    }
+}
+
+fn c_quad(cb: u32, r: u32, col: u32, q: Quad) {
+    for (var i = 0u; i < 4u; i++) {
+        let row = r + i;
+        if row < p.m {
+            let v = epilogue(q[i], row, col);
+            for (var j = 0u; j < 4u; j++) {
+                if col + j < p.n {
+                    c[cb + row * p.n + col + j] = v[j];
+                }
+            }
+        }
+    }
+}
+
+fn c_row(acc: ptr<function, Block>, i: u32, cb: u32, o: Origin) {
+    let r = o.row0 + 4u * i;
+    let a = 8u * i;
+    c_quad(cb, r, o.col0, (*acc)[a]);
+    if BN > 4u { c_quad(cb, r, o.col0 + 4u, (*acc)[a + 1u]); }
+    if BN > 8u {
+        c_quad(cb, r, o.col0 + 8u, (*acc)[a + 2u]);
+        c_quad(cb, r, o.col0 + 12u, (*acc)[a + 3u]);
+    }
+    if BN > 16u {
+        c_quad(cb, r, o.col0 + 16u, (*acc)[a + 4u]);
+        c_quad(cb, r, o.col0 + 20u, (*acc)[a + 5u]);
+        c_quad(cb, r, o.col0 + 24u, (*acc)[a + 6u]);
+        c_quad(cb, r, o.col0 + 28u, (*acc)[a + 7u]);
+    }
+}
+
+@compute @workgroup_size(BX, BY, 1)
+fn matmul_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+              @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = reg_origin(wid, lid, nwg);
+    if o.batch >= reg_out_batches() {
+        return;
+    }
+    var acc: Block;
+    let nb = select(1u, p.batch, SUM_BATCHES);
+    for (var bi = 0u; bi < nb; bi++) {
+        let bt = select(o.batch, bi, SUM_BATCHES);
+        let ab = bt * p.a_batch;
+        let bb = bt * p.b_batch;
+        for (var kk = 0u; kk < p.k; kk++) {
+            mac1_block(&acc, a_vecs(ab, o.row0, kk), b_vecs(bb, o.col0, kk));
+        }
+    }
+    let cb = select(o.batch * p.c_batch, 0u, SUM_BATCHES);
+    c_row(&acc, 0u, cb, o);
+    if BM > 4u { c_row(&acc, 1u, cb, o); }
+    if BM > 8u { c_row(&acc, 2u, cb, o); c_row(&acc, 3u, cb, o); }
+    if BM > 16u {
+        c_row(&acc, 4u, cb, o);
+        c_row(&acc, 5u, cb, o);
+        c_row(&acc, 6u, cb, o);
+        c_row(&acc, 7u, cb, o);
+    }
+}
+
+// =============================================================================================
+// matmul_smem: workgroup-memory tiling, for GPUs. A 16×16 workgroup computes a 64×64 tile of C,
+// each invocation 4×4 of it (rows ty + 16i, columns tx + 16j: neighbouring invocations touch
+// neighbouring addresses, in global and in workgroup memory). Per 16 steps along k the
+// workgroup stages a 64×16 panel of A and a 16×64 panel of B in workgroup memory (each
+// element loaded once, by invocations adjacent along the operand's contiguous dimension, so
+// the loads coalesce), then every invocation reads 16 of each per step from there.
+//
+// Not chosen on CPU drivers: there its workgroup-memory reads cost as much as storage loads and
+// each barrier switches coroutines (see matmul_reg4). Uses TRANS_A / TRANS_B (to pick the
+// coalesced loading order), SUM_BATCHES, BIAS and ACT from the constants above.
+
+const SM_T: u32 = 16u;     // invocations per workgroup side
+const SM_TILE: u32 = 64u;  // C tile side
+const SM_K: u32 = 16u;     // k per stage
+const SM_S: u32 = 65u;     // row stride of the staged panels: one past the tile, so that an
+                           // order-k-fastest fill does not hit one memory bank 16 times
+
+var<workgroup> sm_a: array<f32, 1040>;  // [k][row], SM_K × SM_S
+var<workgroup> sm_b: array<f32, 1040>;  // [k][col], SM_K × SM_S
+
+// Bias and activation for one element (see epilogue()).
+fn epilogue1(x: f32, row: u32, col: u32) -> f32 {
+    var v = x;
+    if BIAS == 1u {
+        v += bias[min(row, p.m - 1u)];
+    } else if BIAS == 2u {
+        v += bias[min(col, p.n - 1u)];
+    }
+    return act4(vec4<f32>(v)).x;
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn matmul_smem(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+               @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = tile_and_batch(wid, nwg);
+    // Uniform per workgroup, so returning before the barriers is allowed.
+    if t.y >= reg_out_batches() {
+        return;
+    }
+    let row0 = t.x * SM_TILE;
+    let col0 = wid.x * SM_TILE;
+    var acc: array<vec4<f32>, 4>;
+    let nb = select(1u, p.batch, SUM_BATCHES);
+    for (var bi = 0u; bi < nb; bi++) {
+        let bt = select(t.y, bi, SUM_BATCHES);
+        let ab = bt * p.a_batch;
+        let bb = bt * p.b_batch;
+        for (var k0 = 0u; k0 < p.k; k0 += SM_K) {
+            // Stage the panels: 1024 elements each, 4 per invocation. Element (kk, r) is loaded
+            // by invocation e with r fastest when that operand is contiguous along rows/columns
+            // (A transposed, B not), kk fastest otherwise.
+            for (var q = 0u; q < 4u; q++) {
+                let e = li + 256u * q;
+                let fast_k = vec2<u32>(e % SM_K, e / SM_K);        // (kk, r)
+                let fast_r = vec2<u32>(e / SM_TILE, e % SM_TILE);  // (kk, r)
+                let ea = select(fast_k, fast_r, TRANS_A);
+                let row = row0 + ea.y;
+                let ka = k0 + ea.x;
+                let va = a[ab + min(row, p.m - 1u) * p.a_m + min(ka, p.k - 1u) * p.a_k];
+                sm_a[ea.x * SM_S + ea.y] = select(0.0, va, row < p.m && ka < p.k);
+                let eb = select(fast_r, fast_k, TRANS_B);
+                let col = col0 + eb.y;
+                let kb = k0 + eb.x;
+                let vb = b[bb + min(kb, p.k - 1u) * p.b_k + min(col, p.n - 1u) * p.b_n];
+                sm_b[eb.x * SM_S + eb.y] = select(0.0, vb, col < p.n && kb < p.k);
+            }
+            workgroupBarrier();
+            for (var kk = 0u; kk < SM_K; kk++) {
+                let o = kk * SM_S;
+                let bv = vec4<f32>(sm_b[o + lid.x], sm_b[o + lid.x + 16u], sm_b[o + lid.x + 32u],
+                                   sm_b[o + lid.x + 48u]);
+                acc[0] = fma(vec4<f32>(sm_a[o + lid.y]), bv, acc[0]);
+                acc[1] = fma(vec4<f32>(sm_a[o + lid.y + 16u]), bv, acc[1]);
+                acc[2] = fma(vec4<f32>(sm_a[o + lid.y + 32u]), bv, acc[2]);
+                acc[3] = fma(vec4<f32>(sm_a[o + lid.y + 48u]), bv, acc[3]);
+            }
+            workgroupBarrier();
+        }
+    }
+    let cb = select(t.y * p.c_batch, 0u, SUM_BATCHES);
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + lid.y + SM_T * i;
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + lid.x + SM_T * j;
+            if row < p.m && col < p.n {
+                c[cb + row * p.n + col] = epilogue1(acc[i][j], row, col);
             }
         }
     }

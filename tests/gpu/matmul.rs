@@ -1,24 +1,66 @@
 //! matmul.wgsl against cpu::matmul: transposes, batching, broadcast, batch sums, epilogues,
-//! on shapes that are not multiples of the 4×4 register block or the 8×8 workgroup.
+//! on shapes that are not multiples of the register blocks or the workgroups, through every
+//! entry point (`matmul`, `matmul_rows`, `matmul_reg4` with vec4 loads, `matmul_reg` scalar,
+//! `matmul_smem`) and the mapping the default launcher picks.
 
 use crate::common::{check, contexts, data};
 use wgrad::compare::Tolerance;
-use wgrad::gpu::kernels::matmul::{MatmulTile, matmul, matmul_tiled};
-use wgrad::{Activation, BiasMode, MatmulSpec, cpu};
+use wgrad::gpu::kernels::matmul::{
+    MatmulTile, entry_and_constants, matmul, matmul_tiled, vec4_aligned,
+};
+use wgrad::{Activation, BiasMode, GpuContext, MatmulSpec, cpu};
+
+/// Register-block mappings every shape runs with: small blocks (they compile fast) in both
+/// lane layouts, the vec4 entry point where the shape allows it and the scalar one always.
+const REG_TILES: [MatmulTile; 2] = [
+    MatmulTile::Reg {
+        bm: 8,
+        bn: 4,
+        wg_x: 2,
+        wg_y: 4,
+        vec4: true,
+    },
+    MatmulTile::Reg {
+        bm: 4,
+        bn: 8,
+        wg_x: 8,
+        wg_y: 1,
+        vec4: false,
+    },
+];
+
+/// The mappings `spec` is checked with on `ctx`: every entry point, and the default choice.
+/// `reg_tiles` adds [`REG_TILES`]; the epilogue tests leave them out, as each activation and
+/// bias mode is a separate pipeline of every `Reg` mapping (compile time), and the epilogue
+/// code is shared by the `Reg` entry points that the default choice already covers.
+fn tiles_for(ctx: &GpuContext, spec: &MatmulSpec, reg_tiles: bool) -> Vec<MatmulTile> {
+    let mut tiles = vec![
+        MatmulTile::Blocks { wg_x: 8, wg_y: 8 },
+        MatmulTile::Rows { wg_x: 64 },
+        MatmulTile::Shared,
+    ];
+    if reg_tiles {
+        tiles.extend(REG_TILES);
+    }
+    let chosen = MatmulTile::for_shape(ctx, spec);
+    if !tiles.contains(&chosen) {
+        tiles.push(chosen);
+    }
+    tiles
+}
 
 fn run(spec: MatmulSpec, what: &str) {
+    run_with(spec, what, true)
+}
+
+fn run_with(spec: MatmulSpec, what: &str, reg_tiles: bool) {
     let a = data(&[spec.a_len()], 1);
     let b = data(&[spec.b_len()], 2);
     let bias = data(&[spec.bias_len()], 3);
     let want = cpu::matmul::matmul(&spec, &a.data, &b.data, &bias.data).unwrap();
     let k_total = spec.k * if spec.sum_batches { spec.batch } else { 1 };
-    // Both mappings on every shape: the default picks one per adapter, the other must hold too.
-    let tiles = [
-        MatmulTile::Blocks { wg_x: 8, wg_y: 8 },
-        MatmulTile::Rows { wg_x: 64 },
-    ];
     for ctx in contexts() {
-        for tile in tiles {
+        for tile in tiles_for(ctx, &spec, reg_tiles) {
             let ga = ctx.upload("a", &a).unwrap();
             let gb = ctx.upload("b", &b).unwrap();
             let gbias = ctx.upload("bias", &bias).unwrap();
@@ -28,8 +70,15 @@ fn run(spec: MatmulSpec, what: &str) {
             ctx.run(&[&l]).unwrap();
             let got = ctx.download(&gc).unwrap();
             let desc = format!(
-                "matmul {tile:?} {what} batch {} [{}x{}]·[{}x{}] ta={} tb={}",
-                spec.batch, spec.m, spec.k, spec.k, spec.n, spec.trans_a, spec.trans_b
+                "matmul {} {tile:?} {what} batch {} [{}x{}]·[{}x{}] ta={} tb={}",
+                entry_and_constants(&spec, tile).0,
+                spec.batch,
+                spec.m,
+                spec.k,
+                spec.k,
+                spec.n,
+                spec.trans_a,
+                spec.trans_b
             );
             check(ctx, &desc, &got.data, &want, Tolerance::reduction(k_total));
         }
@@ -119,7 +168,7 @@ fn fused_epilogues() {
             let mut s = MatmulSpec::new(10, 19, 13);
             s.act = act;
             s.bias = bias;
-            run(s, &format!("{act:?} {bias:?}"));
+            run_with(s, &format!("{act:?} {bias:?}"), false);
         }
     }
 }
@@ -170,6 +219,13 @@ fn rows_past_the_dispatch_limit_are_folded() {
         for tile in [
             MatmulTile::Blocks { wg_x: 8, wg_y: 8 },
             MatmulTile::Rows { wg_x: 64 },
+            MatmulTile::Reg {
+                bm: 4,
+                bn: 4,
+                wg_x: 1,
+                wg_y: 8,
+                vec4: false,
+            },
         ] {
             let (ga, gb) = (ctx.upload("a", &a).unwrap(), ctx.upload("b", &b).unwrap());
             let gbias = ctx.upload("bias", &bias).unwrap();
@@ -188,6 +244,235 @@ fn rows_past_the_dispatch_limit_are_folded() {
                 &got.data,
                 &want,
                 Tolerance::reduction(2),
+            );
+        }
+    }
+}
+
+/// Shapes whose contiguous dimensions are multiples of 4 (so `matmul_reg4` runs) but whose
+/// m, n and k are not multiples of the blocks: every transpose combination.
+#[test]
+fn vec4_layouts_with_edges() {
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        for (m, k, n) in [(12, 8, 20), (36, 28, 44), (4, 4, 4)] {
+            let mut s = MatmulSpec::new(m, k, n);
+            s.trans_a = ta;
+            s.trans_b = tb;
+            assert!(vec4_aligned(&s));
+            run(s, "vec4 layout");
+        }
+    }
+    // k % 4 != 0 with A transposed and B not: the vec4 kernel's masked tail step.
+    for (m, k, n) in [(8, 7, 12), (20, 1, 4), (4, 13, 36)] {
+        let mut s = MatmulSpec::new(m, k, n);
+        s.trans_a = true;
+        assert!(vec4_aligned(&s));
+        run(s, "vec4 layout, k tail");
+    }
+}
+
+/// Batches, broadcasts and batch sums on vec4-aligned shapes, with and without transposes.
+#[test]
+fn vec4_batched_broadcast_and_summed() {
+    let mut s = MatmulSpec::new(12, 28, 20);
+    s.batch = 3;
+    run(s, "vec4 batched");
+    s.broadcast_a = true;
+    run(s, "vec4 broadcast A");
+    s.trans_a = true;
+    run(s, "vec4 broadcast Aᵀ");
+    let mut s2 = MatmulSpec::new(8, 12, 24);
+    s2.batch = 4;
+    s2.broadcast_b = true;
+    s2.trans_b = true;
+    run(s2, "vec4 broadcast Bᵀ");
+    let mut s3 = MatmulSpec::new(16, 48, 12);
+    s3.batch = 5;
+    s3.trans_b = true;
+    s3.sum_batches = true;
+    run(s3, "vec4 summed over batch, Bᵀ");
+    let mut s4 = MatmulSpec::new(20, 9, 8);
+    s4.batch = 3;
+    s4.trans_a = true;
+    s4.sum_batches = true;
+    run(s4, "vec4 summed over batch, Aᵀ, k tail");
+}
+
+/// Every bias mode and activation through the vec4 epilogue.
+#[test]
+fn vec4_fused_epilogues() {
+    let acts = [
+        Activation::None,
+        Activation::Relu,
+        Activation::LeakyRelu(0.1),
+        Activation::Sigmoid,
+        Activation::Tanh,
+    ];
+    for act in acts {
+        for bias in [BiasMode::None, BiasMode::PerRow, BiasMode::PerCol] {
+            let mut s = MatmulSpec::new(13, 20, 24);
+            s.act = act;
+            s.bias = bias;
+            assert!(vec4_aligned(&s));
+            run_with(s, &format!("vec4 {act:?} {bias:?}"), false);
+            // The scalar Reg entry point on the same aligned shape.
+            if act == Activation::Sigmoid {
+                run(
+                    s,
+                    &format!("vec4 shape, all entry points, {act:?} {bias:?}"),
+                );
+            }
+        }
+    }
+}
+
+/// Every block size the launcher may pick, on an odd shape (scalar entry point) and a vec4 one,
+/// each block larger than some dimension of the product. Blocks the launcher would not pick on
+/// an adapter are skipped there, as their compile times are: on GL any block over 8×8 (wgpu
+/// holds the GL context while a pipeline compiles, and other test threads give up after 6 s),
+/// on Vulkan scalar blocks over 128 accumulators (16×16 takes ~7 s to compile on lavapipe).
+#[test]
+fn every_register_block() {
+    let odd = MatmulSpec::new(37, 29, 41);
+    let mut even = MatmulSpec::new(36, 28, 44);
+    even.bias = BiasMode::PerCol;
+    even.act = Activation::Relu;
+    for spec in [odd, even] {
+        let a = data(&[spec.a_len()], 11);
+        let b = data(&[spec.b_len()], 12);
+        let bias = data(&[spec.bias_len()], 13);
+        let want = cpu::matmul::matmul(&spec, &a.data, &b.data, &bias.data).unwrap();
+        for ctx in contexts() {
+            let (ga, gb) = (ctx.upload("a", &a).unwrap(), ctx.upload("b", &b).unwrap());
+            let gbias = ctx.upload("bias", &bias).unwrap();
+            let used_bias = (spec.bias != BiasMode::None).then_some(&gbias);
+            for bm in [4, 8, 16, 32] {
+                for bn in [4, 8, 16, 32] {
+                    for vec4 in [true, false] {
+                        if vec4 && !vec4_aligned(&spec) {
+                            continue;
+                        }
+                        let gl = ctx.info.backend == wgpu::Backend::Gl;
+                        let cap = match (gl, vec4) {
+                            (true, _) => 64,
+                            (false, true) => 1024,
+                            (false, false) => 128,
+                        };
+                        if bm * bn > cap {
+                            continue;
+                        }
+                        let tile = MatmulTile::Reg {
+                            bm,
+                            bn,
+                            wg_x: 4,
+                            wg_y: 2,
+                            vec4,
+                        };
+                        let gc = ctx.zeros("c", [spec.c_len()]).unwrap();
+                        let l = matmul_tiled(ctx, &spec, tile, &ga, &gb, used_bias, &gc).unwrap();
+                        ctx.run(&[&l]).unwrap();
+                        let got = ctx.download(&gc).unwrap();
+                        check(
+                            ctx,
+                            &format!(
+                                "matmul {} {tile:?} [{}x{}]·[{}x{}]",
+                                entry_and_constants(&spec, tile).0,
+                                spec.m,
+                                spec.k,
+                                spec.k,
+                                spec.n
+                            ),
+                            &got.data,
+                            &want,
+                            Tolerance::reduction(spec.k),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Register blocks of unsupported sizes are refused with an error naming the op.
+#[test]
+fn bad_register_blocks_are_refused() {
+    let spec = MatmulSpec::new(4, 4, 4);
+    for ctx in contexts() {
+        let a = ctx.zeros("a", [16]).unwrap();
+        let b = ctx.zeros("b", [16]).unwrap();
+        let c = ctx.zeros("c", [16]).unwrap();
+        for tile in [
+            MatmulTile::Reg {
+                bm: 12,
+                bn: 4,
+                wg_x: 8,
+                wg_y: 1,
+                vec4: true,
+            },
+            MatmulTile::Reg {
+                bm: 4,
+                bn: 4,
+                wg_x: 0,
+                wg_y: 1,
+                vec4: true,
+            },
+        ] {
+            let e = matmul_tiled(ctx, &spec, tile, &a, &b, None, &c)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("matmul:"), "{e}");
+        }
+    }
+}
+
+/// The default launcher's choice on the autoencoder's shapes (CPU drivers: register blocks,
+/// vec4 where aligned), checked for correctness with the chosen mapping.
+#[test]
+fn default_choice_on_autoencoder_shapes() {
+    let mut shapes = vec![MatmulSpec::new(64, 1568, 32)];
+    let mut dec = MatmulSpec::new(64, 32, 1568);
+    dec.trans_b = true;
+    shapes.push(dec);
+    let mut wg = MatmulSpec::new(32, 64, 1568);
+    wg.trans_a = true;
+    shapes.push(wg);
+    let mut conv = MatmulSpec::new(32, 144, 49);
+    conv.batch = 8;
+    conv.broadcast_a = true;
+    conv.bias = BiasMode::PerRow;
+    conv.act = Activation::Relu;
+    shapes.push(conv);
+    for spec in shapes {
+        let a = data(&[spec.a_len()], 31);
+        let b = data(&[spec.b_len()], 32);
+        let bias = data(&[spec.bias_len()], 33);
+        let want = cpu::matmul::matmul(&spec, &a.data, &b.data, &bias.data).unwrap();
+        for ctx in contexts() {
+            let tile = MatmulTile::for_shape(ctx, &spec);
+            if ctx.info.device_type == wgpu::DeviceType::Cpu {
+                assert!(matches!(tile, MatmulTile::Reg { .. }), "{tile:?}");
+            }
+            let (ga, gb) = (ctx.upload("a", &a).unwrap(), ctx.upload("b", &b).unwrap());
+            let gbias = ctx.upload("bias", &bias).unwrap();
+            let used_bias = (spec.bias != BiasMode::None).then_some(&gbias);
+            let gc = ctx.zeros("c", [spec.c_len()]).unwrap();
+            let l = matmul(ctx, &spec, &ga, &gb, used_bias, &gc).unwrap();
+            ctx.run(&[&l]).unwrap();
+            let got = ctx.download(&gc).unwrap();
+            check(
+                ctx,
+                &format!(
+                    "matmul default {} {tile:?} batch {} [{}x{}]·[{}x{}]",
+                    entry_and_constants(&spec, tile).0,
+                    spec.batch,
+                    spec.m,
+                    spec.k,
+                    spec.k,
+                    spec.n
+                ),
+                &got.data,
+                &want,
+                Tolerance::reduction(spec.k),
             );
         }
     }

@@ -1,6 +1,14 @@
 //! Launcher for shaders/matmul.wgsl.
+//!
+//! Four mappings live in the shader: [`MatmulTile::Blocks`] (`matmul`, 4×4 blocks per
+//! invocation, 8×8 workgroups: the original kernel, still the default off CPU drivers),
+//! [`MatmulTile::Rows`] (`matmul_rows`), [`MatmulTile::Reg`] (`matmul_reg4` / `matmul_reg`: up
+//! to 32×32 blocks per invocation, every choice a pipeline constant, built for CPU drivers) and
+//! [`MatmulTile::Shared`] (`matmul_smem`: workgroup-memory tiling, written for GPUs).
+//! [`matmul`] picks one per adapter and shape with [`MatmulTile::for_shape`]; [`matmul_tiled`]
+//! takes an explicit one.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuTensor, Launch, Workgroups, shaders};
 use crate::spec::{BiasMode, MatmulSpec};
 
@@ -25,26 +33,206 @@ struct Params {
     row_tiles: u32,
 }
 
-/// How the product is mapped onto workgroups (both variants live in matmul.wgsl).
+/// How the product is mapped onto workgroups (all variants live in matmul.wgsl).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulTile {
     /// `matmul`: a `wg_x × wg_y` workgroup, each invocation a 4×4 block of C. Suits GPUs.
     Blocks { wg_x: u32, wg_y: u32 },
     /// `matmul_rows`: a workgroup of `wg_x` invocations owns 8 rows; each invocation computes
-    /// those rows for 4 columns, so A loads are uniform. Suits CPU drivers (lavapipe).
+    /// those rows for 4 columns.
     Rows { wg_x: u32 },
+    /// `matmul_reg4` / `matmul_reg`: each invocation a `bm × bn` block of C (each 4, 8, 16 or
+    /// 32) kept in registers, `wg_x × wg_y` invocations per workgroup (`wg_x` along n). With
+    /// `vec4` set and every contiguous dimension a multiple of 4 (A's k, or m when transposed;
+    /// B's n, or k when transposed; C's n) the vec4 entry point `matmul_reg4` runs, otherwise
+    /// the scalar `matmul_reg` (any shape, 4× the load instructions). Suits CPU drivers.
+    Reg {
+        bm: u32,
+        bn: u32,
+        wg_x: u32,
+        wg_y: u32,
+        vec4: bool,
+    },
+    /// `matmul_smem`: a 16×16 workgroup computes a 64×64 tile of C, staging 16-deep panels of A
+    /// and B in workgroup memory (loads coalesced for either layout). Written for GPUs; not
+    /// chosen anywhere yet (no GPU measurement), there for an autotuner. Slow on CPU drivers.
+    Shared,
 }
 
-impl MatmulTile {
-    /// The default mapping. On lavapipe (Mesa 22.3.6, 2 cores, idle) the two measured within noise
-    /// of each other at 1024³ (3.3 vs 3.1 GFLOP/s) and `Rows` lost 6× on the encoder's
-    /// 64×1568×32, so `Blocks { 8, 8 }` it is until the autotuner chooses per shape and adapter.
-    pub fn for_adapter(_ctx: &GpuContext) -> Self {
-        MatmulTile::Blocks { wg_x: 8, wg_y: 8 }
+/// Worker threads lavapipe runs (one per core; the machine these numbers come from has 2).
+const CPU_THREADS: u64 = 2;
+
+/// Register blocks (accumulators per invocation) allowed by product size (FLOPs), because the
+/// pipelines' compile time grows with the block: on an idle lavapipe ~0.4 s for 8×8, ~0.9 s for
+/// 16×16, ~3 s for 32×16 and ~6 s for 32×32 (2–3× that on a busy machine). The vec4 path gets
+/// 16×16 always, 32×16 from 4·10⁶ FLOPs (64×32×1568 Bᵀ: 1.1×, 32×64×1568 Aᵀ: 1.2–1.4× the
+/// speed of 16×16) and 32×32 from 3·10⁷ (256³: 1.5×, 1024³: 1.3–1.4×); the scalar path (which
+/// compiles ~1.5× slower) 16×8, and 32×8 from 4·10⁶ (batched 32×144×49: 1.1× 16×8).
+fn max_block_area(spec: &MatmulSpec, gl: bool) -> u32 {
+    let f = spec.flops();
+    match (gl, vec4_aligned(spec)) {
+        (true, _) => 64,
+        (false, true) if f >= 3.0e7 => 1024,
+        (false, true) if f >= 4.0e6 => 512,
+        (false, true) => 256,
+        (false, false) if f >= 4.0e6 => 256,
+        (false, false) => 128,
     }
 }
 
-/// `c ← act(op(a)·op(b) + bias)` as `spec` describes (see [`MatmulSpec`] for layouts).
+impl MatmulTile {
+    /// The default mapping for an adapter when the shape is not known: `Reg` 16×16 blocks on
+    /// CPU drivers (8×8 on GL), `Blocks { 8, 8 }` elsewhere. [`MatmulTile::for_shape`] is what
+    /// [`matmul`] uses.
+    pub fn for_adapter(ctx: &GpuContext) -> Self {
+        if !is_cpu(ctx) {
+            return MatmulTile::Blocks { wg_x: 8, wg_y: 8 };
+        }
+        let b = if is_gl(ctx) { 8 } else { 16 };
+        MatmulTile::Reg {
+            bm: b,
+            bn: b,
+            wg_x: 8,
+            wg_y: 1,
+            vec4: true,
+        }
+    }
+
+    /// The mapping [`matmul`] uses for `spec` on this adapter.
+    ///
+    /// CPU drivers (lavapipe, llvmpipe GL; measured on Mesa 22.3.6, 2 shared cores): every
+    /// storage load is a loop over the 8 SIMD lanes, so time ≈ load instructions, and `Reg` is
+    /// used with the block that minimises [`reg_cost`]: big blocks for big products, smaller
+    /// ones where a big block would leave a core idle (a 64×32 output) or lanes past the edge
+    /// (n = 49). Workgroups are 8 invocations wide (llvmpipe's SIMD width, along x), stacked 4
+    /// high where the B panel outgrows the caches. Block sizes are capped by compile time (see
+    /// `max_block_area`), on GL at 8×8: wgpu holds the GL context for the whole compile and
+    /// other threads give up after 6 s. Products with m ≤ 4 (a row vector times a matrix) keep
+    /// 4×4 blocks and 32 columns per workgroup, as the old default had: wider blocks would need
+    /// ~1.5× fewer loads there, but such products are rare in the models, and
+    /// tests/gpu/errors.rs pins the grid-limit error to that column count.
+    ///
+    /// Other adapters keep `Blocks { 8, 8 }`: not measured on real GPUs yet; the `Reg`
+    /// constants are there for an autotuner.
+    pub fn for_shape(ctx: &GpuContext, spec: &MatmulSpec) -> Self {
+        if !is_cpu(ctx) {
+            return MatmulTile::Blocks { wg_x: 8, wg_y: 8 };
+        }
+        cpu_tile(spec, is_gl(ctx))
+    }
+}
+
+fn is_cpu(ctx: &GpuContext) -> bool {
+    ctx.info.device_type == wgpu::DeviceType::Cpu
+}
+
+fn is_gl(ctx: &GpuContext) -> bool {
+    ctx.info.backend == wgpu::Backend::Gl
+}
+
+/// Whether `matmul_reg4`'s vec4 views fit `spec`: A's contiguous dimension (k, or m when
+/// transposed), B's (n, or k when transposed) and C's n are multiples of 4.
+pub fn vec4_aligned(spec: &MatmulSpec) -> bool {
+    let a_contig = if spec.trans_a { spec.m } else { spec.k };
+    let b_contig = if spec.trans_b { spec.k } else { spec.n };
+    a_contig.is_multiple_of(4) && b_contig.is_multiple_of(4) && spec.n.is_multiple_of(4)
+}
+
+/// Estimated time of `spec` with `bm × bn` blocks and workgroups of 8 × `wg_y` invocations on
+/// a CPU driver, in units of one vec4 load of 8 lanes (~400 instructions on lavapipe).
+///
+/// llvmpipe vectorises a workgroup along x only (8 lanes; the rest of x and all of y are
+/// loops), so workgroups are 8 wide and a SIMD group is 8 consecutive column blocks of one row
+/// block; lanes past the edge cost as much as real ones (measured: 4-wide workgroups ran at
+/// ~0.7× and 1-wide at ~0.2× the speed). Per SIMD group and step of 4 along k: `bm` vec4 loads
+/// of A, all 8 lanes at one address (~0.7 of a load: one cache line), and `bn` of B, 8
+/// addresses (scalar path: 4 scalar loads per vec4, ~2.4× as slow); `4·bm·bn` FMAs at ~1/128
+/// of a load each (a multiply, an add and a share of the accumulator spills); then `bm·bn/4`
+/// stores and some setup. Workgroups run [`CPU_THREADS`] at a time, but fewer than 4 are
+/// counted as if run one after another: on the shared machine two workgroups rarely got both
+/// cores (64×1568×32: 4 workgroups of 16×4 blocks 12 GFLOP/s, 2 of 32×4 9). Fitted to
+/// measurements on lavapipe (Mesa 22.3.6): it ranks the measured candidates of the benchmark's
+/// shapes in order, though it exaggerates their differences.
+pub fn reg_cost(spec: &MatmulSpec, bm: u32, bn: u32, wg_y: u32) -> f64 {
+    let (bm64, bn64) = (bm as u64, bn as u64);
+    let out_batches = if spec.sum_batches {
+        1
+    } else {
+        spec.batch as u64
+    };
+    let k_total = spec.k as u64
+        * if spec.sum_batches {
+            spec.batch as u64
+        } else {
+            1
+        };
+    let steps = k_total.div_ceil(4) as f64;
+    let load = if vec4_aligned(spec) { 1.0 } else { 2.4 };
+    let per_step = load * (0.7 * bm as f64 + bn as f64) + (4 * bm64 * bn64) as f64 / 128.0;
+    let epilogue = load * (bm64 * bn64) as f64 / 4.0;
+    let row_blocks = (spec.m as u64).div_ceil(bm64);
+    let col_groups = (spec.n as u64).div_ceil(bn64).div_ceil(8);
+    let workgroups = row_blocks.div_ceil(wg_y as u64) * col_groups * out_batches;
+    let rounds = if workgroups < 4 {
+        workgroups
+    } else {
+        workgroups.div_ceil(CPU_THREADS)
+    };
+    let group = steps * per_step + epilogue + 50.0;
+    rounds as f64 * wg_y as f64 * group
+}
+
+fn cpu_tile(spec: &MatmulSpec, gl: bool) -> MatmulTile {
+    let vec4 = true;
+    if spec.m <= 4 {
+        return MatmulTile::Reg {
+            bm: 4,
+            bn: 4,
+            wg_x: 8,
+            wg_y: 1,
+            vec4,
+        };
+    }
+    let max_area = max_block_area(spec, gl);
+    // A block may overhang a dimension by less than half a block.
+    let fits = |b: u32, dim: usize| b == 4 || (b / 2) < dim as u32;
+    let mut best = (f64::INFINITY, 4, 4);
+    for bm in [4u32, 8, 16, 32] {
+        for bn in [4u32, 8, 16, 32] {
+            if bm * bn > max_area || !fits(bm, spec.m) || !fits(bn, spec.n) {
+                continue;
+            }
+            let cost = reg_cost(spec, bm, bn, 1);
+            // Strictly better only: ties keep the smaller block (it compiles faster).
+            if cost < best.0 * 0.97 {
+                best = (cost, bm, bn);
+            }
+        }
+    }
+    let (_, bm, bn) = best;
+    // Where a SIMD group's B panel (k × 8·bn floats) outgrows the caches, stack 4 groups along
+    // m in a workgroup: they run one after the other on the same core and share the panel
+    // (1024³, a 1 MiB panel: +10–25%; 256³, 256 KiB: no gain). Only when the row blocks divide
+    // evenly, as a partial workgroup wastes whole SIMD groups (b64 144×32×49: stacked 0.8×).
+    let row_blocks = spec.m.div_ceil(bm as usize);
+    let k_total = spec.k * if spec.sum_batches { spec.batch } else { 1 };
+    let panel_bytes = k_total * 8 * bn as usize * 4;
+    let wg_y = if row_blocks.is_multiple_of(4) && panel_bytes >= 512 << 10 {
+        4
+    } else {
+        1
+    };
+    MatmulTile::Reg {
+        bm,
+        bn,
+        wg_x: 8,
+        wg_y,
+        vec4,
+    }
+}
+
+/// `c ← act(op(a)·op(b) + bias)` as `spec` describes (see [`MatmulSpec`] for layouts), with the
+/// mapping [`MatmulTile::for_shape`] picks.
 pub fn matmul(
     ctx: &GpuContext,
     spec: &MatmulSpec,
@@ -53,10 +241,66 @@ pub fn matmul(
     bias: Option<&GpuTensor>,
     c: &GpuTensor,
 ) -> Result<Launch> {
-    matmul_tiled(ctx, spec, MatmulTile::for_adapter(ctx), a, b, bias, c)
+    matmul_tiled(ctx, spec, MatmulTile::for_shape(ctx, spec), a, b, bias, c)
 }
 
-/// [`matmul`] with an explicit workgroup shape.
+/// The entry point and pipeline constants `tile` runs `spec` with (for reports and benches).
+pub fn entry_and_constants(
+    spec: &MatmulSpec,
+    tile: MatmulTile,
+) -> (&'static str, Vec<(&'static str, f64)>) {
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    match tile {
+        MatmulTile::Blocks { wg_x, wg_y } => {
+            ("matmul", vec![("WG_X", wg_x as f64), ("WG_Y", wg_y as f64)])
+        }
+        MatmulTile::Rows { wg_x } => ("matmul_rows", vec![("RW_X", wg_x as f64)]),
+        MatmulTile::Shared => (
+            "matmul_smem",
+            vec![
+                ("TRANS_A", flag(spec.trans_a)),
+                ("TRANS_B", flag(spec.trans_b)),
+                ("SUM_BATCHES", flag(spec.sum_batches)),
+                ("BIAS", bias_code(spec.bias) as f64),
+                ("ACT", spec.act.code() as f64),
+            ],
+        ),
+        MatmulTile::Reg {
+            bm,
+            bn,
+            wg_x,
+            wg_y,
+            vec4,
+        } => {
+            let v4 = vec4 && vec4_aligned(spec);
+            let mut consts = vec![
+                ("BM", bm as f64),
+                ("BN", bn as f64),
+                ("BX", wg_x as f64),
+                ("BY", wg_y as f64),
+                ("SUM_BATCHES", flag(spec.sum_batches)),
+                ("BIAS", bias_code(spec.bias) as f64),
+                ("ACT", spec.act.code() as f64),
+            ];
+            if v4 {
+                consts.push(("TRANS_A", flag(spec.trans_a)));
+                consts.push(("TRANS_B", flag(spec.trans_b)));
+                consts.push(("K_TAIL", flag(!spec.k.is_multiple_of(4))));
+            }
+            (if v4 { "matmul_reg4" } else { "matmul_reg" }, consts)
+        }
+    }
+}
+
+fn bias_code(b: BiasMode) -> u32 {
+    match b {
+        BiasMode::None => 0,
+        BiasMode::PerRow => 1,
+        BiasMode::PerCol => 2,
+    }
+}
+
+/// [`matmul`] with an explicit mapping.
 pub fn matmul_tiled(
     ctx: &GpuContext,
     spec: &MatmulSpec,
@@ -72,6 +316,18 @@ pub fn matmul_tiled(
         bias.map_or(0, |t| t.numel()),
         c.numel(),
     )?;
+    if let MatmulTile::Reg {
+        bm, bn, wg_x, wg_y, ..
+    } = tile
+    {
+        let ok = |x: u32| matches!(x, 4 | 8 | 16 | 32);
+        if !ok(bm) || !ok(bn) || wg_x == 0 || wg_y == 0 {
+            return Err(Error::invalid(
+                "matmul",
+                format!("{tile:?}: blocks must be 4, 8, 16 or 32 and the workgroup non-empty"),
+            ));
+        }
+    }
     let (sa, sb) = spec.strides();
     let u = |x: usize| x as u32;
     let mut params = Params {
@@ -87,11 +343,7 @@ pub fn matmul_tiled(
         b_n: u(sb[2]),
         c_batch: u(spec.m * spec.n),
         sum_batches: spec.sum_batches as u32,
-        bias_mode: match spec.bias {
-            BiasMode::None => 0,
-            BiasMode::PerRow => 1,
-            BiasMode::PerCol => 2,
-        },
+        bias_mode: bias_code(spec.bias),
         act: spec.act.code(),
         slope: spec.act.slope(),
         row_tiles: 0, // set below, once the mapping is known
@@ -103,21 +355,17 @@ pub fn matmul_tiled(
     } else {
         spec.batch as u32
     };
-    let (entry, consts, gx, gy): (&'static str, Vec<(&'static str, f64)>, usize, usize) = match tile
-    {
-        MatmulTile::Blocks { wg_x, wg_y } => (
-            "matmul",
-            vec![("WG_X", wg_x as f64), ("WG_Y", wg_y as f64)],
-            spec.n.div_ceil(4 * wg_x as usize),
-            spec.m.div_ceil(4 * wg_y as usize),
-        ),
-        MatmulTile::Rows { wg_x } => (
-            "matmul_rows",
-            vec![("RW_X", wg_x as f64)],
-            spec.n.div_ceil(4 * wg_x as usize),
-            spec.m.div_ceil(8),
-        ),
+    let (entry, consts) = entry_and_constants(spec, tile);
+    let (cols_per_wg, rows_per_wg) = match tile {
+        MatmulTile::Blocks { wg_x, wg_y } => (4 * wg_x as usize, 4 * wg_y as usize),
+        MatmulTile::Rows { wg_x } => (4 * wg_x as usize, 8),
+        MatmulTile::Shared => (64, 64),
+        MatmulTile::Reg {
+            bm, bn, wg_x, wg_y, ..
+        } => ((bn * wg_x) as usize, (bm * wg_y) as usize),
     };
+    let gx = spec.n.div_ceil(cols_per_wg);
+    let gy = spec.m.div_ceil(rows_per_wg);
     // Row tiles × output batches are folded over y and z; columns must fit x.
     params.row_tiles = u32::try_from(gy).unwrap_or(u32::MAX);
     let max = ctx.limits.max_compute_workgroups_per_dimension;
