@@ -36,6 +36,10 @@ fn bench(c: &mut Criterion) {
             return;
         }
     };
+    if let Err(e) = t.finish_tier_up() {
+        eprintln!("train_step bench: {e}");
+        return;
+    }
     let Some(m) = t.memory() else { return };
     println!(
         "default preset, batch {BATCH}, {}: {} kernels a step; planned peak {} bytes vs naive {} ({:.0}%)",

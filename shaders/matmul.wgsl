@@ -26,6 +26,9 @@ struct Params {
     act: u32,         // 0 none, 1 relu, 2 leaky relu, 3 sigmoid, 4 tanh
     slope: f32,       // leaky relu negative slope
     row_tiles: u32,   // workgroups along m; (row tile, batch) pairs are folded over y and z
+    // Split batch sums (sum_batches): output batch t sums batches [t·chunk, (t+1)·chunk) into
+    // its own partial C; matmul_split_sum then adds the `chunks` partials in order.
+    chunk: u32, chunks: u32, _pad0: u32, _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -42,7 +45,15 @@ fn tile_and_batch(wid: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
 }
 
 fn out_batches() -> u32 {
-    return select(p.batch, 1u, p.sum_batches == 1u);
+    return select(p.batch, p.chunks, p.sum_batches == 1u);
+}
+
+// The batches output batch `t` accumulates, [x, y): itself, or its chunk of a batch sum.
+fn batch_range(t: u32, summed: bool) -> vec2<u32> {
+    if summed {
+        return vec2<u32>(t * p.chunk, min((t + 1u) * p.chunk, p.batch));
+    }
+    return vec2<u32>(t, t + 1u);
 }
 
 override WG_X: u32 = 8u; // invocations along n
@@ -83,9 +94,8 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     let summed = p.sum_batches == 1u;
-    let nb = select(1u, p.batch, summed);
-    for (var bi = 0u; bi < nb; bi++) {
-        let bt = select(tile.y, bi, summed);
+    let br = batch_range(tile.y, summed);
+    for (var bt = br.x; bt < br.y; bt++) {
         var ia = ar + vec4<u32>(bt * p.a_batch);
         var ib = bc + vec4<u32>(bt * p.b_batch);
         for (var kk = 0u; kk < p.k; kk++) {
@@ -100,7 +110,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
         }
     }
 
-    let cbase = select(tile.y * p.c_batch, 0u, summed);
+    let cbase = tile.y * p.c_batch;
     var rows = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + i;
@@ -154,9 +164,8 @@ fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     var acc6 = vec4<f32>(0.0);
     var acc7 = vec4<f32>(0.0);
     let summed = p.sum_batches == 1u;
-    let nb = select(1u, p.batch, summed);
-    for (var bi = 0u; bi < nb; bi++) {
-        let bt = select(tile.y, bi, summed);
+    let br = batch_range(tile.y, summed);
+    for (var bt = br.x; bt < br.y; bt++) {
         var ib = bc + vec4<u32>(bt * p.b_batch);
         var ia0 = r0 + vec4<u32>(bt * p.a_batch);
         var ia1 = r1 + vec4<u32>(bt * p.a_batch);
@@ -178,7 +187,7 @@ fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     if col0 >= p.n {
         return;
     }
-    let cbase = select(tile.y * p.c_batch, 0u, summed);
+    let cbase = tile.y * p.c_batch;
     var rows = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
     for (var i = 0u; i < 8u; i++) {
         let row = row0 + i;
@@ -377,7 +386,7 @@ fn reg_origin(wid: vec3<u32>, lid: vec3<u32>, nwg: vec3<u32>) -> Origin {
 }
 
 fn reg_out_batches() -> u32 {
-    return select(p.batch, 1u, SUM_BATCHES);
+    return select(p.batch, p.chunks, SUM_BATCHES);
 }
 
 // ---- matmul_reg4: vec4 views. Batch offsets (`base`) are multiples of 4 elements. ----
@@ -480,9 +489,8 @@ fn matmul_reg4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
         return;
     }
     var acc: Block;
-    let nb = select(1u, p.batch, SUM_BATCHES);
-    for (var bi = 0u; bi < nb; bi++) {
-        let bt = select(o.batch, bi, SUM_BATCHES);
+    let br = batch_range(o.batch, SUM_BATCHES);
+    for (var bt = br.x; bt < br.y; bt++) {
         let ab = bt * p.a_batch;
         let bb = bt * p.b_batch;
         for (var kk = 0u; kk < p.k; kk += 4u) {
@@ -498,7 +506,7 @@ fn matmul_reg4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
             }
         }
     }
-    let cb = select(o.batch * p.c_batch, 0u, SUM_BATCHES);
+    let cb = o.batch * p.c_batch;
     c4_row(&acc, 0u, cb, o);
     if BM > 4u { c4_row(&acc, 1u, cb, o); }
     if BM > 8u { c4_row(&acc, 2u, cb, o); c4_row(&acc, 3u, cb, o); }
@@ -632,16 +640,15 @@ fn matmul_reg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         return;
     }
     var acc: Block;
-    let nb = select(1u, p.batch, SUM_BATCHES);
-    for (var bi = 0u; bi < nb; bi++) {
-        let bt = select(o.batch, bi, SUM_BATCHES);
+    let br = batch_range(o.batch, SUM_BATCHES);
+    for (var bt = br.x; bt < br.y; bt++) {
         let ab = bt * p.a_batch;
         let bb = bt * p.b_batch;
         for (var kk = 0u; kk < p.k; kk++) {
             mac1_block(&acc, a_vecs(ab, o.row0, kk), b_vecs(bb, o.col0, kk));
         }
     }
-    let cb = select(o.batch * p.c_batch, 0u, SUM_BATCHES);
+    let cb = o.batch * p.c_batch;
     c_row(&acc, 0u, cb, o);
     if BM > 4u { c_row(&acc, 1u, cb, o); }
     if BM > 8u { c_row(&acc, 2u, cb, o); c_row(&acc, 3u, cb, o); }
@@ -696,9 +703,8 @@ fn matmul_smem(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     let row0 = t.x * SM_TILE;
     let col0 = wid.x * SM_TILE;
     var acc: array<vec4<f32>, 4>;
-    let nb = select(1u, p.batch, SUM_BATCHES);
-    for (var bi = 0u; bi < nb; bi++) {
-        let bt = select(t.y, bi, SUM_BATCHES);
+    let br = batch_range(t.y, SUM_BATCHES);
+    for (var bt = br.x; bt < br.y; bt++) {
         let ab = bt * p.a_batch;
         let bb = bt * p.b_batch;
         for (var k0 = 0u; k0 < p.k; k0 += SM_K) {
@@ -733,7 +739,7 @@ fn matmul_smem(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
             workgroupBarrier();
         }
     }
-    let cb = select(t.y * p.c_batch, 0u, SUM_BATCHES);
+    let cb = t.y * p.c_batch;
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + lid.y + SM_T * i;
         for (var j = 0u; j < 4u; j++) {
@@ -743,4 +749,38 @@ fn matmul_smem(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// matmul_split_sum: the second pass of a split batch sum. C[i] = epilogue(Σ_t partial[t][i]),
+// the partials added in order t = 0, 1, ... (so the result is the same on every adapter and for
+// every mapping of the first pass). A weight gradient's output is small (16×9 for a 3×3 conv)
+// while its sum runs over the whole batch; split into chunks, the first pass has enough
+// workgroups to fill a GPU (or lavapipe's threads) instead of one or two.
+
+@group(0) @binding(1) var<storage, read> partial: array<f32>;
+@group(0) @binding(2) var<storage, read> split_bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> split_c: array<f32>;
+
+@compute @workgroup_size(64, 1, 1)
+fn matmul_split_sum(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = (wid.x + wid.y * nwg.x) * 64u + lid.x;
+    let mn = p.m * p.n;
+    if i >= mn {
+        return;
+    }
+    var acc = 0.0;
+    for (var t = 0u; t < p.chunks; t++) {
+        acc += partial[t * mn + i];
+    }
+    let row = i / p.n;
+    let col = i % p.n;
+    if p.bias_mode == 1u {
+        acc += split_bias[row];
+    } else if p.bias_mode == 2u {
+        acc += split_bias[col];
+    }
+    split_c[i] = act(acc);
 }

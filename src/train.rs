@@ -166,6 +166,15 @@ impl Trainer {
     }
 
     /// One step on `images` with every dispatch timed (see [`crate::exec::Profile`]).
+    /// Waits until the training program runs its final matmul kernels (see
+    /// [`Session::finish_tier_up`]); for benchmarks. Results are the same either way.
+    pub fn finish_tier_up(&mut self) -> Result<()> {
+        match self.program.as_mut() {
+            Some(p) => self.session.finish_tier_up(p),
+            None => Ok(()),
+        }
+    }
+
     pub fn profile(&mut self, images: &Tensor) -> Result<crate::exec::Profile> {
         let program = self.program.as_mut().ok_or_else(inference_only)?;
         self.session

@@ -72,6 +72,7 @@ pub fn training(ctx: &Arc<GpuContext>, opts: &Options) -> Result<TrainingFigures
     let config = AutoencoderConfig::default();
     let mut t = Trainer::new(Device::Gpu(ctx.clone()), config, BATCH, adam, 0)?;
     let x = synthetic_images(BATCH, 1);
+    t.finish_tier_up()?;
     for _ in 0..2 {
         t.step(&x)?; // warm-up: first-use costs (driver compiles, memory touched)
     }

@@ -37,6 +37,7 @@ pub fn profile(ctx: &Arc<GpuContext>) -> Result<AdapterProfile> {
         0,
     )?;
     let x = Tensor::uniform([BATCH, 1, 28, 28], 0.0, 1.0, 1);
+    t.finish_tier_up()?;
     for _ in 0..3 {
         t.step(&x)?;
     }

@@ -5,6 +5,7 @@
 
 use super::ParamEntry;
 use super::loss_ring::LossRing;
+use super::tier::{self, TierUp};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{im2col, loss, matmul, optim, pointwise};
 use crate::gpu::{DType, GpuContext, GpuTensor, Launch};
@@ -152,6 +153,8 @@ pub(crate) struct GpuProgram {
     /// Fed tensors, by node.
     pub fed: Vec<(NodeId, GpuTensor)>,
     pub ring: Option<LossRing>,
+    /// Matmuls still on the baseline mapping, and their final pipelines compiling.
+    pub tier: Option<TierUp>,
 }
 
 impl GpuProgram {
@@ -175,6 +178,8 @@ impl GpuProgram {
         let mut fed = Vec::new();
         let mut launches = Vec::new();
         let mut labels = Vec::new();
+        let tiered = tier::tiered(ctx);
+        let mut pending = Vec::new();
         for (i, node) in graph.nodes().iter().enumerate() {
             let id = NodeId(i);
             let label = format!("{} {}", node.name, node.op.name());
@@ -223,7 +228,23 @@ impl GpuProgram {
                     .map(|x| tensors[x.0].as_ref())
                     .collect::<Option<_>>()
                     .ok_or_else(|| Error::invalid(&label, "an input was not placed"))?;
-                launches.push(launch(ctx, &node.op, &ins, &t).map_err(|e| match e {
+                let built = match &node.op {
+                    Op::Matmul(spec) if tiered => {
+                        let tile = matmul::MatmulTile::for_shape(ctx, spec);
+                        if tile != tier::BASELINE {
+                            pending.push(tier::Pending {
+                                launch: launches.len(),
+                                spec: *spec,
+                                tile,
+                                tensors: ins.iter().map(|&t| t.clone()).chain([t.clone()]).collect(),
+                            });
+                        }
+                        let (a, b, bias) = (ins[0], ins[1], ins.get(2).copied());
+                        matmul::matmul_tiled(ctx, spec, tier::BASELINE, a, b, bias, &t)
+                    }
+                    op => launch(ctx, op, &ins, &t),
+                };
+                launches.push(built.map_err(|e| match e {
                     Error::Invalid { op, message } => {
                         Error::model(&node.name, format!("{op}: {message}"))
                     }
@@ -239,11 +260,25 @@ impl GpuProgram {
             labels,
             fed,
             ring: has_loss.then(|| LossRing::new(ctx, LOSS_SLOTS)),
+            tier: tier::TierUp::start(ctx, pending),
         })
     }
 }
 
 impl GpuProgram {
+    /// Swaps in up to `max` matmuls whose final pipelines are ready; with `wait`, waits for the
+    /// background compile. Returns whether any matmul is still on the baseline mapping.
+    pub fn tier_up(&mut self, ctx: &GpuContext, max: usize, wait: bool) -> Result<bool> {
+        let Some(t) = &mut self.tier else {
+            return Ok(false);
+        };
+        let more = t.advance(ctx, &mut self.launches, max, wait)?;
+        if !more {
+            self.tier = None;
+        }
+        Ok(more)
+    }
+
     /// Writes every fed input (images, labels) into its buffer before a run.
     pub fn write_feeds(&self, ctx: &GpuContext, feeds: &[(NodeId, super::Feed)]) -> Result<()> {
         for (id, t) in &self.fed {

@@ -31,15 +31,30 @@ pub struct Launch {
     pub workgroups: [u32; 3],
     /// Keeps the uniform buffer alive as long as the bind group.
     pub params: wgpu::Buffer,
+    /// A dispatch recorded right after this one, as part of the same operation (a split
+    /// matmul's summing pass), so that callers still see one launch per operation.
+    pub then: Option<Box<Launch>>,
 }
 
 impl Launch {
-    /// Records this dispatch into a compute pass.
+    /// Records this dispatch (and the ones chained after it) into a compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
         let [x, y, z] = self.workgroups;
         pass.dispatch_workgroups(x, y, z);
+        if let Some(next) = &self.then {
+            next.record(pass);
+        }
+    }
+
+    /// This launch followed by `next` (recorded in that order, in the same pass).
+    pub fn followed_by(mut self, next: Launch) -> Launch {
+        match self.then.take() {
+            Some(t) => self.then = Some(Box::new(t.followed_by(next))),
+            None => self.then = Some(Box::new(next)),
+        }
+        self
     }
 }
 
@@ -164,6 +179,7 @@ impl GpuContext {
             bind_group,
             workgroups,
             params: params_buf,
+            then: None,
         })
     }
 

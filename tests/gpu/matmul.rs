@@ -6,7 +6,7 @@
 use crate::common::{check, contexts, data};
 use wgrad::compare::Tolerance;
 use wgrad::gpu::kernels::matmul::{
-    MatmulTile, entry_and_constants, matmul, matmul_tiled, vec4_aligned,
+    MatmulTile, entry_and_constants, matmul, matmul_tiled, split_chunk, vec4_aligned,
 };
 use wgrad::{Activation, BiasMode, GpuContext, MatmulSpec, cpu};
 
@@ -152,6 +152,29 @@ fn batched_broadcast_and_summed() {
     s3.trans_b = true;
     s3.sum_batches = true;
     run(s3, "summed over batch");
+    assert_eq!(split_chunk(&s3), 1, "split, one chunk per image");
+}
+
+/// Batch sums with small outputs are split into chunks and summed in a second pass
+/// (`matmul_split_sum`); that pass also applies the epilogue.
+#[test]
+fn split_batch_sums() {
+    // A 3×3 conv's weight gradient: 16×9 summed over 12 images, one chunk per image.
+    let mut s = MatmulSpec::new(16, 50, 9);
+    s.batch = 12;
+    s.trans_b = true;
+    s.sum_batches = true;
+    assert_eq!(split_chunk(&s), 1);
+    run(s, "split sum, chunks of 1");
+    // Chunks of 4 images; the transposed A; bias and activation in the summing pass.
+    let mut s = MatmulSpec::new(132, 8, 124);
+    s.batch = 12;
+    s.trans_a = true;
+    s.sum_batches = true;
+    s.bias = BiasMode::PerRow;
+    s.act = Activation::Tanh;
+    assert_eq!(split_chunk(&s), 4);
+    run(s, "split sum, chunks of 4, epilogue");
 }
 
 #[test]
@@ -474,6 +497,95 @@ fn default_choice_on_autoencoder_shapes() {
                 &want,
                 Tolerance::reduction(spec.k),
             );
+        }
+    }
+}
+
+/// Every mapping computes each element of C the same way (one accumulator, `fma` in k order,
+/// batches in order, then bias, then activation), so they agree to the bit, not just within a
+/// tolerance. The executor relies on this: it may start a program on a mapping that compiles
+/// fast and switch to a faster one later, and the autotuner may pick any of them, without a
+/// single bit of a training run changing.
+#[test]
+fn every_mapping_gives_the_same_bits() {
+    let mut specs = Vec::new();
+    let mut s = MatmulSpec::new(37, 29, 41);
+    s.bias = BiasMode::PerCol;
+    s.act = Activation::Sigmoid;
+    specs.push(s);
+    let mut s = MatmulSpec::new(36, 28, 44);
+    s.trans_a = true;
+    s.bias = BiasMode::PerRow;
+    s.act = Activation::Relu;
+    specs.push(s);
+    let mut s = MatmulSpec::new(12, 33, 20);
+    s.trans_b = true;
+    specs.push(s);
+    let mut s = MatmulSpec::new(16, 9, 20);
+    s.batch = 5;
+    s.sum_batches = true;
+    s.trans_b = true;
+    specs.push(s);
+    let mut s = MatmulSpec::new(16, 40, 9);
+    s.batch = 12;
+    s.sum_batches = true;
+    s.bias = BiasMode::PerCol;
+    s.act = Activation::LeakyRelu(0.1);
+    assert!(split_chunk(&s) < s.batch, "a split sum");
+    specs.push(s);
+    let mut s = MatmulSpec::new(8, 12, 18);
+    s.batch = 3;
+    s.trans_a = true;
+    s.act = Activation::Tanh;
+    specs.push(s);
+    for spec in specs {
+        let a = data(&[spec.a_len()], 41);
+        let b = data(&[spec.b_len()], 42);
+        let bias = data(&[spec.bias_len()], 43);
+        for ctx in contexts() {
+            let (ga, gb) = (ctx.upload("a", &a).unwrap(), ctx.upload("b", &b).unwrap());
+            let gbias = ctx.upload("bias", &bias).unwrap();
+            let used_bias = (spec.bias != BiasMode::None).then_some(&gbias);
+            let mut tiles = vec![
+                MatmulTile::Blocks { wg_x: 8, wg_y: 8 },
+                MatmulTile::Rows { wg_x: 64 },
+                MatmulTile::Shared,
+                MatmulTile::for_shape(ctx, &spec),
+            ];
+            for vec4 in [true, false] {
+                tiles.push(MatmulTile::Reg {
+                    bm: 8,
+                    bn: 4,
+                    wg_x: 8,
+                    wg_y: 1,
+                    vec4,
+                });
+            }
+            let mut first: Option<(MatmulTile, Vec<u32>)> = None;
+            for tile in tiles {
+                let gc = ctx.zeros("c", [spec.c_len()]).unwrap();
+                let l = matmul_tiled(ctx, &spec, tile, &ga, &gb, used_bias, &gc).unwrap();
+                ctx.run(&[&l]).unwrap();
+                let bits: Vec<u32> = ctx
+                    .download(&gc)
+                    .unwrap()
+                    .data
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect();
+                match &first {
+                    None => first = Some((tile, bits)),
+                    Some((t0, b0)) => {
+                        let diff = b0.iter().zip(&bits).position(|(x, y)| x != y);
+                        assert!(
+                            diff.is_none(),
+                            "{}: {spec:?}: {tile:?} and {t0:?} differ at element {}",
+                            ctx.describe(),
+                            diff.unwrap_or(0)
+                        );
+                    }
+                }
+            }
         }
     }
 }

@@ -31,6 +31,9 @@ struct Params {
     act: u32,
     slope: f32,
     row_tiles: u32,
+    chunk: u32,
+    chunks: u32,
+    _pad: [u32; 2],
 }
 
 /// How the product is mapped onto workgroups (all variants live in matmul.wgsl).
@@ -115,7 +118,7 @@ impl MatmulTile {
     /// Other adapters keep `Blocks { 8, 8 }`: not measured on real GPUs yet; the `Reg`
     /// constants are there for an autotuner.
     pub fn for_shape(ctx: &GpuContext, spec: &MatmulSpec) -> Self {
-        if !is_cpu(ctx) {
+        if !is_cpu(ctx) || std::env::var_os("WGRAD_HACK_BLOCKS").is_some() {
             return MatmulTile::Blocks { wg_x: 8, wg_y: 8 };
         }
         cpu_tile(spec, is_gl(ctx))
@@ -155,17 +158,13 @@ pub fn vec4_aligned(spec: &MatmulSpec) -> bool {
 /// shapes in order, though it exaggerates their differences.
 pub fn reg_cost(spec: &MatmulSpec, bm: u32, bn: u32, wg_y: u32) -> f64 {
     let (bm64, bn64) = (bm as u64, bn as u64);
-    let out_batches = if spec.sum_batches {
-        1
+    // A batch sum runs as chunks (see `split_chunk`): one output batch per chunk.
+    let chunk = split_chunk(spec) as u64;
+    let (out_batches, k_total) = if spec.sum_batches {
+        ((spec.batch as u64).div_ceil(chunk), spec.k as u64 * chunk)
     } else {
-        spec.batch as u64
+        (spec.batch as u64, spec.k as u64)
     };
-    let k_total = spec.k as u64
-        * if spec.sum_batches {
-            spec.batch as u64
-        } else {
-            1
-        };
     let steps = k_total.div_ceil(4) as f64;
     let load = if vec4_aligned(spec) { 1.0 } else { 2.4 };
     let per_step = load * (0.7 * bm as f64 + bn as f64) + (4 * bm64 * bn64) as f64 / 128.0;
@@ -215,7 +214,7 @@ fn cpu_tile(spec: &MatmulSpec, gl: bool) -> MatmulTile {
     // (1024³, a 1 MiB panel: +10–25%; 256³, 256 KiB: no gain). Only when the row blocks divide
     // evenly, as a partial workgroup wastes whole SIMD groups (b64 144×32×49: stacked 0.8×).
     let row_blocks = spec.m.div_ceil(bm as usize);
-    let k_total = spec.k * if spec.sum_batches { spec.batch } else { 1 };
+    let k_total = spec.k * if spec.sum_batches { split_chunk(spec) } else { 1 };
     let panel_bytes = k_total * 8 * bn as usize * 4;
     let wg_y = if row_blocks.is_multiple_of(4) && panel_bytes >= 512 << 10 {
         4
@@ -241,7 +240,11 @@ pub fn matmul(
     bias: Option<&GpuTensor>,
     c: &GpuTensor,
 ) -> Result<Launch> {
-    matmul_tiled(ctx, spec, MatmulTile::for_shape(ctx, spec), a, b, bias, c)
+    let t = MatmulTile::for_shape(ctx, spec);
+    if std::env::var_os("WGRAD_TRACE_MM").is_some() {
+        eprintln!("MM b{} m{} n{} k{} ta{} tb{} sum{} flops {:.1e} -> {:?}", spec.batch, spec.m, spec.n, spec.k, spec.trans_a as u8, spec.trans_b as u8, spec.sum_batches as u8, spec.flops(), t);
+    }
+    matmul_tiled(ctx, spec, t, a, b, bias, c)
 }
 
 /// The entry point and pipeline constants `tile` runs `spec` with (for reports and benches).
@@ -300,6 +303,27 @@ fn bias_code(b: BiasMode) -> u32 {
     }
 }
 
+/// Partial outputs a split batch sum aims for (chunks × m × n): enough to give a GPU, or each of
+/// lavapipe's threads, many workgroups.
+const SPLIT_TARGET: usize = 1 << 16;
+
+/// How a batch-summed product (a weight gradient: C = Σ_b op(A_b)·op(B_b)) is split: batches
+/// per chunk. The first pass writes one partial C per chunk, `matmul_split_sum` adds them in
+/// order. Small outputs with long sums are split (a 3×3 conv's weight gradient is 16×9 summed
+/// over 64 images: unsplit, one workgroup does all of it); returns `spec.batch` (one chunk)
+/// otherwise. Depends on the shape only — never on the adapter or the mapping — so every
+/// adapter and every mapping adds in the same order and gets the same bits.
+pub fn split_chunk(spec: &MatmulSpec) -> usize {
+    let mn = (spec.m * spec.n).max(1);
+    if !spec.sum_batches || spec.batch < 2 || mn >= SPLIT_TARGET / 2 {
+        return spec.batch;
+    }
+    // Each chunk keeps at least 32 multiply-adds per output.
+    let by_work = (spec.batch * spec.k / 32).max(1);
+    let chunks = (SPLIT_TARGET / mn).clamp(1, spec.batch).min(by_work);
+    spec.batch.div_ceil(chunks)
+}
+
 /// [`matmul`] with an explicit mapping.
 pub fn matmul_tiled(
     ctx: &GpuContext,
@@ -347,14 +371,53 @@ pub fn matmul_tiled(
         act: spec.act.code(),
         slope: spec.act.slope(),
         row_tiles: 0, // set below, once the mapping is known
+        chunk: u(spec.batch),
+        chunks: 1,
+        _pad: [0; 2],
     };
     let placeholder = ctx.placeholder()?;
     let bias = bias.unwrap_or(&placeholder);
+    let chunk = split_chunk(spec);
+    if chunk < spec.batch {
+        // First pass: one partial C per chunk, no epilogue; then the ordered sum with it.
+        let chunks = spec.batch.div_ceil(chunk);
+        params.chunk = u(chunk);
+        params.chunks = u(chunks);
+        let mut first = *spec;
+        first.bias = BiasMode::None;
+        first.act = crate::spec::Activation::None;
+        let partial = ctx.zeros("matmul split partials", [chunks * spec.m * spec.n])?;
+        let mut p1 = params;
+        p1.bias_mode = 0;
+        p1.act = 0;
+        let pass1 = dispatch(ctx, &first, tile, p1, chunks as u32, [a, b, &placeholder, &partial])?;
+        let pass2 = ctx.launch(
+            shaders::MATMUL,
+            "matmul_split_sum",
+            &[],
+            bytemuck::bytes_of(&params),
+            &[&partial, bias, c],
+            Workgroups::Linear((spec.m * spec.n).div_ceil(64) as u64),
+        )?;
+        return Ok(pass1.followed_by(pass2));
+    }
     let gz = if spec.sum_batches {
         1
     } else {
         spec.batch as u32
     };
+    dispatch(ctx, spec, tile, params, gz, [a, b, bias, c])
+}
+
+/// One dispatch of `spec`'s product with `tile`, `gz` output batches (chunks of a split sum).
+fn dispatch(
+    ctx: &GpuContext,
+    spec: &MatmulSpec,
+    tile: MatmulTile,
+    mut params: Params,
+    gz: u32,
+    [a, b, bias, c]: [&GpuTensor; 4],
+) -> Result<Launch> {
     let (entry, consts) = entry_and_constants(spec, tile);
     let (cols_per_wg, rows_per_wg) = match tile {
         MatmulTile::Blocks { wg_x, wg_y } => (4 * wg_x as usize, 4 * wg_y as usize),

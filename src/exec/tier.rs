@@ -1,0 +1,125 @@
+//! Two-tier matmul pipelines, so that a new process trains within a second even where the fast
+//! kernels take long to compile.
+//!
+//! On CPU drivers (lavapipe) the register-blocked matmul pipelines are large straight-line
+//! programs: creating one takes 0.1–0.5 s and its first dispatch another 0.5–3 s of LLVM, about
+//! 20 s for the training step of the default autoencoder (measured on Mesa 22.3.6, 2 cores).
+//! A program therefore starts every matmul on the baseline mapping (`MatmulTile::Blocks`: two
+//! small pipelines serve every shape), creates the chosen mapping's pipelines on a background
+//! thread, and swaps them in between runs as they become ready, one per run so that no single
+//! step stalls for more than one compile. Every mapping computes the same bits
+//! (tests/gpu/matmul.rs `every_mapping_gives_the_same_bits`), so a run's numbers never depend on
+//! when the swap happened. Real GPUs compile in milliseconds: there the chosen mapping is built
+//! up front. GL is left out too, as wgpu's GL backend holds the context through a compile and
+//! other threads give up waiting after 6 s.
+//!
+//! `WGRAD_TIERED=0` builds the chosen mappings up front everywhere.
+
+use crate::error::{Error, Result};
+use crate::gpu::kernels::matmul::{self, MatmulTile};
+use crate::gpu::{GpuContext, GpuTensor, Launch, shaders};
+use crate::spec::MatmulSpec;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, channel};
+
+/// The mapping every program starts on where it tiers up: two pipelines for every shape.
+pub(crate) const BASELINE: MatmulTile = MatmulTile::Blocks { wg_x: 8, wg_y: 8 };
+
+/// Whether programs on `ctx` start on [`BASELINE`] and tier up in the background.
+pub(crate) fn tiered(ctx: &GpuContext) -> bool {
+    if std::env::var("WGRAD_TIERED").is_ok_and(|v| v == "0" || v == "off") {
+        return false;
+    }
+    ctx.info.device_type == wgpu::DeviceType::Cpu && ctx.info.backend != wgpu::Backend::Gl
+}
+
+/// A matmul launch waiting for its final mapping.
+pub(crate) struct Pending {
+    /// Index into the program's launches.
+    pub launch: usize,
+    pub spec: MatmulSpec,
+    pub tile: MatmulTile,
+    /// A, B, bias (if any), C.
+    pub tensors: Vec<GpuTensor>,
+}
+
+/// The background compile of a program's final mappings and the swaps still to do.
+pub(crate) struct TierUp {
+    pending: Vec<Option<Pending>>,
+    /// Indices into `pending` whose pipelines are ready, or the compile error.
+    ready: Receiver<(usize, Result<()>)>,
+    left: usize,
+}
+
+impl TierUp {
+    /// Starts creating the pipelines of `pending` on a background thread.
+    pub fn start(ctx: &Arc<GpuContext>, pending: Vec<Pending>) -> Option<TierUp> {
+        if pending.is_empty() {
+            return None;
+        }
+        let (tx, rx) = channel();
+        let jobs: Vec<(usize, MatmulSpec, MatmulTile)> = pending
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i, p.spec, p.tile))
+            .collect();
+        let ctx = ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("wgrad tier-up".into())
+            .spawn(move || {
+                for (i, spec, tile) in jobs {
+                    let (entry, consts) = matmul::entry_and_constants(&spec, tile);
+                    let r = ctx.pipeline(shaders::MATMUL, entry, &consts).map(|_| ());
+                    if tx.send((i, r)).is_err() {
+                        return; // the program was dropped
+                    }
+                }
+            });
+        let left = pending.len();
+        let pending = pending.into_iter().map(Some).collect();
+        match spawned {
+            Ok(_) => Some(TierUp {
+                pending,
+                ready: rx,
+                left,
+            }),
+            // No thread: stay on the baseline (correct, only slower).
+            Err(_) => None,
+        }
+    }
+
+    /// Swaps in up to `max` launches whose pipelines are ready (all of them when `wait`, blocking
+    /// until the background compile is done). Returns whether anything is left to swap.
+    pub fn advance(
+        &mut self,
+        ctx: &GpuContext,
+        launches: &mut [Launch],
+        max: usize,
+        wait: bool,
+    ) -> Result<bool> {
+        let mut swapped = 0;
+        while self.left > 0 && swapped < max {
+            let next = if wait {
+                self.ready.recv().ok()
+            } else {
+                self.ready.try_recv().ok()
+            };
+            let Some((i, compiled)) = next else { break };
+            self.left -= 1;
+            let Some(p) = self.pending.get_mut(i).and_then(Option::take) else {
+                continue;
+            };
+            compiled?;
+            let t = &p.tensors;
+            let (a, b, c) = (&t[0], &t[1], &t[t.len() - 1]);
+            let bias = (t.len() == 4).then(|| &t[2]);
+            let launch = matmul::matmul_tiled(ctx, &p.spec, p.tile, a, b, bias, c)?;
+            let slot = launches
+                .get_mut(p.launch)
+                .ok_or_else(|| Error::invalid("tier-up", "launch index out of range"))?;
+            *slot = launch;
+            swapped += 1;
+        }
+        Ok(self.left > 0)
+    }
+}
