@@ -16,7 +16,7 @@
 
 mod conv;
 mod kernels;
-pub mod timer;
+pub use crate::gpu::timer;
 mod training;
 
 pub use kernels::{Item, Prepared, catalogue};

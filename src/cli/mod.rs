@@ -9,6 +9,7 @@ mod encode;
 mod profile;
 mod reconstruct;
 mod train;
+mod tune;
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +41,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Per-kernel GFLOP/s and GB/s and training images/s on each adapter.
     Bench(bench::BenchArgs),
+    /// Measure the matmul mappings of a training step on an adapter and cache the fastest (per
+    /// adapter and driver); --list shows the cache, --clear removes it.
+    Tune(tune::TuneArgs),
 }
 
 pub fn run(cli: Cli) -> wgrad::Result<()> {
@@ -51,5 +55,6 @@ pub fn run(cli: Cli) -> wgrad::Result<()> {
         Command::Devices => devices::run(),
         Command::Check(args) => check::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Tune(args) => tune::run(args),
     }
 }

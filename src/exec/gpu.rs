@@ -230,15 +230,11 @@ impl GpuProgram {
                     .ok_or_else(|| Error::invalid(&label, "an input was not placed"))?;
                 let built = match &node.op {
                     Op::Matmul(spec) if tiered => {
-                        let tile = matmul::MatmulTile::for_shape(ctx, spec);
-                        if tile != tier::BASELINE {
-                            pending.push(tier::Pending {
-                                launch: launches.len(),
-                                spec: *spec,
-                                tile,
-                                tensors: ins.iter().map(|&t| t.clone()).chain([t.clone()]).collect(),
-                            });
-                        }
+                        pending.push(tier::Pending {
+                            launch: launches.len(),
+                            spec: *spec,
+                            tensors: ins.iter().map(|&t| t.clone()).chain([t.clone()]).collect(),
+                        });
                         let (a, b, bias) = (ins[0], ins[1], ins.get(2).copied());
                         matmul::matmul_tiled(ctx, spec, tier::BASELINE, a, b, bias, &t)
                     }

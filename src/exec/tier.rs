@@ -5,8 +5,8 @@
 //! programs: creating one takes 0.1–0.5 s and its first dispatch another 0.5–3 s of LLVM, about
 //! 20 s for the training step of the default autoencoder (measured on Mesa 22.3.6, 2 cores).
 //! A program therefore starts every matmul on the baseline mapping (`MatmulTile::Blocks`: two
-//! small pipelines serve every shape), creates the chosen mapping's pipelines on a background
-//! thread, and swaps them in between runs as they become ready, one per run so that no single
+//! small pipelines serve every shape), chooses each final mapping (`gpu::tune`) and creates its
+//! pipeline on a background thread, and swaps them in between runs as they become ready, one per run so that no single
 //! step stalls for more than one compile. Every mapping computes the same bits
 //! (tests/gpu/matmul.rs `every_mapping_gives_the_same_bits`), so a run's numbers never depend on
 //! when the swap happened. Real GPUs compile in milliseconds: there the chosen mapping is built
@@ -17,7 +17,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::matmul::{self, MatmulTile};
-use crate::gpu::{GpuContext, GpuTensor, Launch, shaders};
+use crate::gpu::{GpuContext, GpuTensor, Launch, shaders, tune};
 use crate::spec::MatmulSpec;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
@@ -38,7 +38,6 @@ pub(crate) struct Pending {
     /// Index into the program's launches.
     pub launch: usize,
     pub spec: MatmulSpec,
-    pub tile: MatmulTile,
     /// A, B, bias (if any), C.
     pub tensors: Vec<GpuTensor>,
 }
@@ -46,8 +45,9 @@ pub(crate) struct Pending {
 /// The background compile of a program's final mappings and the swaps still to do.
 pub(crate) struct TierUp {
     pending: Vec<Option<Pending>>,
-    /// Indices into `pending` whose pipelines are ready, or the compile error.
-    ready: Receiver<(usize, Result<()>)>,
+    /// Indices into `pending` whose final mapping is chosen (by the tuner, which may measure
+    /// it there) and compiled, with that mapping (`None`: the baseline is final), or the error.
+    ready: Receiver<(usize, Result<Option<MatmulTile>>)>,
     left: usize,
 }
 
@@ -58,18 +58,24 @@ impl TierUp {
             return None;
         }
         let (tx, rx) = channel();
-        let jobs: Vec<(usize, MatmulSpec, MatmulTile)> = pending
+        let jobs: Vec<(usize, MatmulSpec)> = pending
             .iter()
             .enumerate()
-            .map(|(i, p)| (i, p.spec, p.tile))
+            .map(|(i, p)| (i, p.spec))
             .collect();
         let ctx = ctx.clone();
         let spawned = std::thread::Builder::new()
             .name("wgrad tier-up".into())
             .spawn(move || {
-                for (i, spec, tile) in jobs {
-                    let (entry, consts) = matmul::entry_and_constants(&spec, tile);
-                    let r = ctx.pipeline(shaders::MATMUL, entry, &consts).map(|_| ());
+                for (i, spec) in jobs {
+                    let r = tune::choose(&ctx, &spec).and_then(|tile| {
+                        if tile == BASELINE {
+                            return Ok(None);
+                        }
+                        let (entry, consts) = matmul::entry_and_constants(&spec, tile);
+                        ctx.pipeline(shaders::MATMUL, entry, &consts)?;
+                        Ok(Some(tile))
+                    });
                     if tx.send((i, r)).is_err() {
                         return; // the program was dropped
                     }
@@ -109,11 +115,11 @@ impl TierUp {
             let Some(p) = self.pending.get_mut(i).and_then(Option::take) else {
                 continue;
             };
-            compiled?;
+            let Some(tile) = compiled? else { continue };
             let t = &p.tensors;
             let (a, b, c) = (&t[0], &t[1], &t[t.len() - 1]);
             let bias = (t.len() == 4).then(|| &t[2]);
-            let launch = matmul::matmul_tiled(ctx, &p.spec, p.tile, a, b, bias, c)?;
+            let launch = matmul::matmul_tiled(ctx, &p.spec, tile, a, b, bias, c)?;
             let slot = launches
                 .get_mut(p.launch)
                 .ok_or_else(|| Error::invalid("tier-up", "launch index out of range"))?;

@@ -182,6 +182,7 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
     pub(crate) pipelines: PipelineCache,
+    pub(crate) tune: crate::gpu::tune::TuneState,
     placeholder: std::sync::OnceLock<crate::gpu::GpuTensor>,
 }
 
@@ -278,6 +279,7 @@ impl GpuContext {
             limits,
             features,
             pipelines: PipelineCache::default(),
+            tune: Default::default(),
             placeholder: Default::default(),
         }
     }

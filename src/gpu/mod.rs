@@ -8,8 +8,9 @@ pub mod launch;
 pub mod pipeline;
 pub mod select;
 pub mod shaders;
-pub mod timing;
+pub mod timer;
 pub mod translate;
+pub mod tune;
 
 pub use buffer::{DType, GpuTensor};
 pub use context::{

@@ -72,7 +72,6 @@ impl GpuContext {
             return Ok(p.clone());
         }
         let module = self.module(file)?;
-        let t0 = std::time::Instant::now();
         let label = format!("{} {entry} pipeline", file.name);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = self
@@ -95,9 +94,6 @@ impl GpuContext {
                 entry: entry.into(),
                 message,
             });
-        }
-        if std::env::var_os("WGRAD_TRACE_PIPELINES").is_some() {
-            eprintln!("pipeline {:.3}s {} {entry} {:?}", t0.elapsed().as_secs_f64(), file.name, constants);
         }
         let pipeline = Arc::new(pipeline);
         self.pipelines

@@ -234,21 +234,18 @@ impl Autodiff<'_> {
         }
     }
 
-    /// `r[b, i] = Σ_j dz[b, i, j]` then summed over `b`: the gradient of a per-row bias
-    /// (a conv's per-channel bias). Two matmuls against ones vectors, deterministic.
+    /// `r[i] = Σ_b Σ_j dz[b, i, j]`: the gradient of a per-row bias (a conv's per-channel
+    /// bias), as one batch-summed product `ones[1, n] · dz[b]ᵀ` with the `m` channels along the
+    /// output's columns, where a GPU spreads them across lanes (and a split batch sum spreads
+    /// the images across workgroups). Deterministic, like every product.
     fn row_sums(&mut self, dz: NodeId, batch: usize, m: usize, n: usize) -> Result<NodeId> {
         let ones_n = self.ones(n);
-        let mut per_batch = MatmulSpec::new(m, n, 1);
-        per_batch.batch = batch;
-        per_batch.broadcast_b = true;
-        let partial = self.g.matmul(per_batch, dz, ones_n, None, [batch, m])?;
-        if batch == 1 {
-            return self.g.reshape(partial, [m]);
-        }
-        let ones_b = self.ones(batch);
-        let mut over_batch = MatmulSpec::new(m, batch, 1);
-        over_batch.trans_a = true;
-        self.g.matmul(over_batch, partial, ones_b, None, [m])
+        let mut spec = MatmulSpec::new(1, n, m);
+        spec.batch = batch;
+        spec.broadcast_a = true;
+        spec.trans_b = true;
+        spec.sum_batches = batch > 1;
+        self.g.matmul(spec, ones_n, dz, None, [m])
     }
 
     /// Gradients of `C = act(op(A)·op(B) + bias)` (see DESIGN.md): with `dZ` the gradient

@@ -11,3 +11,4 @@ mod optim;
 mod pointwise;
 mod reduce;
 mod train;
+mod tune;

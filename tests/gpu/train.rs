@@ -142,6 +142,9 @@ fn repeated_steps_do_not_grow_gpu_memory() {
             Device::Gpu(ctx.clone()),
             Optimizer::Adam(AdamConfig::adam()),
         );
+        // Swapping a matmul to its final mapping replaces its launch (see exec/tier.rs): done
+        // first, so that only steps are counted.
+        t.finish_tier_up().unwrap();
         let x = images(BATCH, 3);
         let mut seen = Vec::new();
         for _ in 0..6 {
@@ -187,5 +190,65 @@ fn loss_falls_over_a_short_run() {
             "[{}] loss did not fall clearly: {first} → {last}",
             tag(ctx)
         );
+    }
+}
+
+/// Programs start their matmuls on a quick-to-compile mapping and swap in the chosen ones as
+/// they are built (one per step, in the background on CPU drivers). Every mapping computes the
+/// same bits, so a run that swaps during training gives exactly the losses and parameters of one
+/// that swapped everything before its first step.
+#[test]
+fn tier_up_never_changes_a_bit() {
+    for ctx in contexts() {
+        let run = |finish_first: bool| {
+            let mut t = trainer(
+                Device::Gpu(ctx.clone()),
+                Optimizer::Adam(AdamConfig::adam()),
+            );
+            if finish_first {
+                t.finish_tier_up().unwrap();
+            }
+            for i in 0..6 {
+                t.step(&images(BATCH, 300 + i)).unwrap();
+                if !finish_first {
+                    // Time for the background thread, so that swaps land between these steps.
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
+            }
+            let losses: Vec<u32> = t
+                .flush_losses()
+                .unwrap()
+                .iter()
+                .map(|l| l.1.to_bits())
+                .collect();
+            let state = t.state().unwrap();
+            let params: Vec<u32> = state
+                .params
+                .iter()
+                .flat_map(|(_, v)| v.data.iter().map(|x| x.to_bits()))
+                .collect();
+            t.finish_tier_up().unwrap();
+            let kernels: Vec<String> = t
+                .profile(&images(BATCH, 1))
+                .unwrap()
+                .dispatches
+                .iter()
+                .map(|d| d.kernel.clone())
+                .collect();
+            (losses, params, kernels)
+        };
+        let (lazy_losses, lazy_params, _) = run(false);
+        let (losses, params, kernels) = run(true);
+        assert_eq!(lazy_losses, losses, "[{}] losses", tag(ctx));
+        assert!(lazy_params == params, "[{}] parameters differ", tag(ctx));
+        if ctx.info.device_type == wgpu::DeviceType::Cpu
+            && ctx.info.backend == wgpu::Backend::Vulkan
+        {
+            assert!(
+                kernels.iter().any(|k| k.starts_with("matmul_reg")),
+                "[{}] no matmul reached its final mapping: {kernels:?}",
+                tag(ctx)
+            );
+        }
     }
 }

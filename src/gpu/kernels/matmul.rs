@@ -37,7 +37,7 @@ struct Params {
 }
 
 /// How the product is mapped onto workgroups (all variants live in matmul.wgsl).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MatmulTile {
     /// `matmul`: a `wg_x × wg_y` workgroup, each invocation a 4×4 block of C. Suits GPUs.
     Blocks { wg_x: u32, wg_y: u32 },
@@ -118,7 +118,7 @@ impl MatmulTile {
     /// Other adapters keep `Blocks { 8, 8 }`: not measured on real GPUs yet; the `Reg`
     /// constants are there for an autotuner.
     pub fn for_shape(ctx: &GpuContext, spec: &MatmulSpec) -> Self {
-        if !is_cpu(ctx) || std::env::var_os("WGRAD_HACK_BLOCKS").is_some() {
+        if !is_cpu(ctx) {
             return MatmulTile::Blocks { wg_x: 8, wg_y: 8 };
         }
         cpu_tile(spec, is_gl(ctx))
@@ -192,29 +192,66 @@ fn cpu_tile(spec: &MatmulSpec, gl: bool) -> MatmulTile {
             vec4,
         };
     }
+    let (bm, bn) = ranked_blocks(spec, gl)[0];
+    reg_tile(spec, bm, bn)
+}
+
+/// Register blocks allowed for `spec`, best first: the first is the cheapest by [`reg_cost`],
+/// where a block only counts as cheaper when it is clearly so (3%), so that near-ties keep the
+/// smaller block (it compiles faster); the rest follow by cost.
+fn ranked_blocks(spec: &MatmulSpec, gl: bool) -> Vec<(u32, u32)> {
     let max_area = max_block_area(spec, gl);
     // A block may overhang a dimension by less than half a block.
     let fits = |b: u32, dim: usize| b == 4 || (b / 2) < dim as u32;
-    let mut best = (f64::INFINITY, 4, 4);
+    let mut all = Vec::new();
+    let mut best: Option<(f64, u32, u32)> = None;
     for bm in [4u32, 8, 16, 32] {
         for bn in [4u32, 8, 16, 32] {
             if bm * bn > max_area || !fits(bm, spec.m) || !fits(bn, spec.n) {
                 continue;
             }
             let cost = reg_cost(spec, bm, bn, 1);
-            // Strictly better only: ties keep the smaller block (it compiles faster).
-            if cost < best.0 * 0.97 {
-                best = (cost, bm, bn);
+            all.push((cost, bm, bn));
+            if best.is_none_or(|b| cost < b.0 * 0.97) {
+                best = Some((cost, bm, bn));
             }
         }
     }
-    let (_, bm, bn) = best;
+    let Some((_, bm, bn)) = best else {
+        return vec![(4, 4)];
+    };
+    all.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut out = vec![(bm, bn)];
+    out.extend(all.iter().map(|c| (c.1, c.2)).filter(|&b| b != (bm, bn)));
+    out
+}
+
+/// The register-block mappings for `spec` on a CPU driver, best first by the cost model (the
+/// autotuner's candidates there).
+pub fn cpu_ranked(spec: &MatmulSpec, gl: bool) -> Vec<MatmulTile> {
+    if spec.m <= 4 {
+        return vec![cpu_tile(spec, gl)];
+    }
+    ranked_blocks(spec, gl)
+        .into_iter()
+        .map(|(bm, bn)| reg_tile(spec, bm, bn))
+        .collect()
+}
+
+/// `Reg` with `bm × bn` blocks, 8-wide workgroups, stacked where the B panel is large.
+fn reg_tile(spec: &MatmulSpec, bm: u32, bn: u32) -> MatmulTile {
+    let vec4 = true;
     // Where a SIMD group's B panel (k × 8·bn floats) outgrows the caches, stack 4 groups along
     // m in a workgroup: they run one after the other on the same core and share the panel
     // (1024³, a 1 MiB panel: +10–25%; 256³, 256 KiB: no gain). Only when the row blocks divide
     // evenly, as a partial workgroup wastes whole SIMD groups (b64 144×32×49: stacked 0.8×).
     let row_blocks = spec.m.div_ceil(bm as usize);
-    let k_total = spec.k * if spec.sum_batches { split_chunk(spec) } else { 1 };
+    let k_total = spec.k
+        * if spec.sum_batches {
+            split_chunk(spec)
+        } else {
+            1
+        };
     let panel_bytes = k_total * 8 * bn as usize * 4;
     let wg_y = if row_blocks.is_multiple_of(4) && panel_bytes >= 512 << 10 {
         4
@@ -240,11 +277,15 @@ pub fn matmul(
     bias: Option<&GpuTensor>,
     c: &GpuTensor,
 ) -> Result<Launch> {
-    let t = MatmulTile::for_shape(ctx, spec);
-    if std::env::var_os("WGRAD_TRACE_MM").is_some() {
-        eprintln!("MM b{} m{} n{} k{} ta{} tb{} sum{} flops {:.1e} -> {:?}", spec.batch, spec.m, spec.n, spec.k, spec.trans_a as u8, spec.trans_b as u8, spec.sum_batches as u8, spec.flops(), t);
-    }
-    matmul_tiled(ctx, spec, t, a, b, bias, c)
+    matmul_tiled(
+        ctx,
+        spec,
+        crate::gpu::tune::choose(ctx, spec)?,
+        a,
+        b,
+        bias,
+        c,
+    )
 }
 
 /// The entry point and pipeline constants `tile` runs `spec` with (for reports and benches).
@@ -390,7 +431,14 @@ pub fn matmul_tiled(
         let mut p1 = params;
         p1.bias_mode = 0;
         p1.act = 0;
-        let pass1 = dispatch(ctx, &first, tile, p1, chunks as u32, [a, b, &placeholder, &partial])?;
+        let pass1 = dispatch(
+            ctx,
+            &first,
+            tile,
+            p1,
+            chunks as u32,
+            [a, b, &placeholder, &partial],
+        )?;
         let pass2 = ctx.launch(
             shaders::MATMUL,
             "matmul_split_sum",

@@ -1,11 +1,13 @@
-//! Timing a batch of launches: GPU timestamp queries around one compute pass where the adapter
-//! has them (the device's own clock, no submission or read-back latency in the figure),
-//! otherwise wall clock around submission plus a full device wait.
+//! Timing a batch of launches (for `wgrad bench`, the criterion benches and the autotuner): GPU
+//! timestamp queries around one compute pass where the adapter has them (the device's own clock,
+//! no submission or read-back latency in the figure), otherwise wall clock around submission
+//! plus a full device wait.
 
 use crate::error::{Error, Result};
 use crate::gpu::pipeline::pop_scope;
 use crate::gpu::{GpuContext, Launch};
 use serde::Serialize;
+use std::time::{Duration, Instant};
 
 /// How a figure was timed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -97,4 +99,16 @@ fn timestamps(ctx: &GpuContext, launches: &[&Launch], reps: usize) -> Result<f64
     }
     let ns = (end - start) as f64 * ctx.queue.get_timestamp_period() as f64;
     Ok(ns * 1e-9)
+}
+
+impl GpuContext {
+    /// Runs `launches` `reps` times in one submission, waits for the device, and returns the
+    /// elapsed wall time of the whole batch.
+    pub fn time_launches(&self, launches: &[&Launch], reps: usize) -> Result<Duration> {
+        let all: Vec<&Launch> = (0..reps).flat_map(|_| launches.iter().copied()).collect();
+        let start = Instant::now();
+        self.run(&all)?;
+        self.wait()?;
+        Ok(start.elapsed())
+    }
 }

@@ -1,0 +1,335 @@
+//! The matmul autotuner: the first time a product shape is met, a few mappings are timed on the
+//! adapter and the fastest is kept, in memory and in a cache file per adapter and driver.
+//!
+//! Every mapping computes the same bits (tests/gpu/matmul.rs), so tuning changes speed only,
+//! never a result. Modes (`WGRAD_TUNE`, or [`set_mode`]):
+//! - `on`: measure shapes the cache does not have. The default on GPUs, where the candidates
+//!   compile in milliseconds and a shape is measured in a few more.
+//! - `cached`: use what the cache holds, the cost model for the rest (measure nothing). The
+//!   default on CPU drivers, where every candidate is an LLVM compile of 0.5–3 s on the queue's
+//!   thread (lavapipe), so that tuning the autoencoder's ~20 shapes would cost a minute: there it
+//!   runs when asked (`wgrad tune`, or `WGRAD_TUNE=on`).
+//! - `off`: neither read nor write the cache; the cost model decides ([`MatmulTile::for_shape`]).
+//!
+//! The cache lives in `$WGRAD_CACHE_DIR`, else `$XDG_CACHE_HOME/wgrad`, else `~/.cache/wgrad`,
+//! one JSON file per adapter, driver, wgrad version and matmul.wgsl source (a changed kernel or
+//! driver starts afresh). `wgrad tune --clear` removes the files; so does deleting them.
+
+use crate::error::{Error, Result};
+use crate::gpu::kernels::matmul::{self, MatmulTile};
+use crate::gpu::timer::{self, Method};
+use crate::gpu::{GpuContext, shaders};
+use crate::spec::{Activation, BiasMode, MatmulSpec};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Whether shapes are measured, read from the cache, or left to the cost model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TuneMode {
+    Off,
+    Cached,
+    On,
+}
+
+impl TuneMode {
+    /// `WGRAD_TUNE` (`on`, `cached`, `off`; also `1`/`0`) if set, else the adapter's default.
+    pub fn from_env(ctx: &GpuContext) -> TuneMode {
+        match std::env::var("WGRAD_TUNE").as_deref() {
+            Ok("on" | "1") => TuneMode::On,
+            Ok("cached") => TuneMode::Cached,
+            Ok("off" | "0") => TuneMode::Off,
+            _ if ctx.info.device_type == wgpu::DeviceType::Cpu => TuneMode::Cached,
+            _ => TuneMode::On,
+        }
+    }
+}
+
+/// One tuned shape: the winner and what each candidate took.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Tuned {
+    pub tile: MatmulTile,
+    /// (candidate, seconds per run), in the order tried.
+    pub times: Vec<(MatmulTile, f64)>,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct CacheFile {
+    adapter: String,
+    shapes: BTreeMap<String, Tuned>,
+}
+
+/// A context's tuner state: its mode and the cache, loaded on first use.
+#[derive(Default)]
+pub(crate) struct TuneState {
+    inner: Mutex<Option<Loaded>>,
+}
+
+struct Loaded {
+    mode: TuneMode,
+    path: Option<PathBuf>,
+    file: CacheFile,
+    /// The last failure to write the cache file: tuning goes on without it (the winners stay
+    /// in memory), and `wgrad tune` reports it.
+    save_error: Option<String>,
+}
+
+/// The directory tune caches are kept in (`None` where no home or cache directory is known).
+pub fn cache_dir() -> Option<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("WGRAD_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("wgrad")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache").join("wgrad")))
+}
+
+/// What identifies a cache: adapter, driver, backend, wgrad version and the matmul kernels.
+fn adapter_key(ctx: &GpuContext) -> String {
+    let i = &ctx.info;
+    format!(
+        "{} | {} {} | {:?} | {:04x}:{:04x} | wgrad {} | matmul.wgsl {:016x}",
+        i.name,
+        i.driver,
+        i.driver_info,
+        i.backend,
+        i.vendor,
+        i.device,
+        env!("CARGO_PKG_VERSION"),
+        fnv1a(shaders::MATMUL.source.as_bytes())
+    )
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// This adapter's cache file.
+pub fn cache_path(ctx: &GpuContext) -> Option<PathBuf> {
+    Some(cache_dir()?.join(format!(
+        "tune-{:016x}.json",
+        fnv1a(adapter_key(ctx).as_bytes())
+    )))
+}
+
+/// The shape class a tuned mapping is kept under: the product's dimensions and layout. Bias and
+/// activation are left out (they run once per output, after the sum).
+pub fn shape_key(spec: &MatmulSpec) -> String {
+    let f = |b: bool, c: char| if b { c } else { '-' };
+    format!(
+        "b{} m{} n{} k{} {}{}{}{}{}",
+        spec.batch,
+        spec.m,
+        spec.n,
+        spec.k,
+        f(spec.trans_a, 'A'),
+        f(spec.trans_b, 'B'),
+        f(spec.broadcast_a, 'a'),
+        f(spec.broadcast_b, 'b'),
+        f(spec.sum_batches, 's'),
+    )
+}
+
+/// Sets the tuner's mode on `ctx` (overriding `WGRAD_TUNE`).
+pub fn set_mode(ctx: &GpuContext, mode: TuneMode) {
+    let mut g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
+    let l = g.get_or_insert_with(|| load(ctx));
+    l.mode = mode;
+}
+
+/// The tuner's mode on `ctx`.
+pub fn mode(ctx: &GpuContext) -> TuneMode {
+    let mut g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
+    g.get_or_insert_with(|| load(ctx)).mode
+}
+
+/// Every shape the cache holds for this adapter.
+pub fn cached(ctx: &GpuContext) -> Vec<(String, Tuned)> {
+    let mut g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
+    let l = g.get_or_insert_with(|| load(ctx));
+    l.file
+        .shapes
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn load(ctx: &GpuContext) -> Loaded {
+    load_from(ctx, TuneMode::from_env(ctx), cache_path(ctx))
+}
+
+fn load_from(ctx: &GpuContext, mode: TuneMode, path: Option<PathBuf>) -> Loaded {
+    let key = adapter_key(ctx);
+    // An unreadable or foreign file is treated as empty and replaced on the next write.
+    let file = path
+        .as_ref()
+        .filter(|_| mode != TuneMode::Off)
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice::<CacheFile>(&b).ok())
+        .filter(|f| f.adapter == key)
+        .unwrap_or(CacheFile {
+            adapter: key,
+            shapes: BTreeMap::new(),
+        });
+    Loaded {
+        mode,
+        path,
+        file,
+        save_error: None,
+    }
+}
+
+/// Points `ctx`'s tuner at the cache file `path` (`None`: keep winners in memory only) instead
+/// of the adapter's file in [`cache_dir`], and reads it.
+pub fn set_cache_file(ctx: &GpuContext, path: Option<PathBuf>) {
+    let mut g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
+    let mode = g
+        .as_ref()
+        .map_or_else(|| TuneMode::from_env(ctx), |l| l.mode);
+    *g = Some(load_from(ctx, mode, path));
+}
+
+/// Why the cache file could not be written last time, if it could not.
+pub fn save_error(ctx: &GpuContext) -> Option<String> {
+    let g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
+    g.as_ref().and_then(|l| l.save_error.clone())
+}
+
+/// The mapping `spec` runs with on `ctx`: the cached winner, else (mode `on`) the winner of a
+/// measurement now, else the cost model's choice.
+pub fn choose(ctx: &GpuContext, spec: &MatmulSpec) -> Result<MatmulTile> {
+    let key = shape_key(spec);
+    let mode = {
+        let mut g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let l = g.get_or_insert_with(|| load(ctx));
+        if l.mode != TuneMode::Off
+            && let Some(t) = l.file.shapes.get(&key)
+        {
+            return Ok(t.tile);
+        }
+        l.mode
+    };
+    if mode != TuneMode::On {
+        return Ok(MatmulTile::for_shape(ctx, spec));
+    }
+    let tuned = measure(ctx, spec)?;
+    let tile = tuned.tile;
+    let mut g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
+    let l = g.get_or_insert_with(|| load(ctx));
+    l.file.shapes.insert(key, tuned);
+    if let Some(path) = &l.path {
+        l.save_error = save(path, &l.file).err().map(|e| e.to_string());
+    }
+    Ok(tile)
+}
+
+fn save(path: &std::path::Path, file: &CacheFile) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::invalid("tune", format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let json = serde_json::to_vec_pretty(file)
+        .map_err(|e| Error::invalid("tune", format!("cannot encode the cache: {e}")))?;
+    crate::io::write_atomic(path, |w| {
+        w.write_all(&json)
+            .map_err(|e| Error::invalid("tune", format!("{}: {e}", path.display())))
+    })
+}
+
+/// Removes this machine's tune caches (every adapter's, in [`cache_dir`]); returns the files
+/// removed.
+pub fn clear() -> Result<Vec<PathBuf>> {
+    match cache_dir() {
+        Some(dir) => clear_in(&dir),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Removes the tune cache files (`tune-*.json`) in `dir`; returns them.
+pub fn clear_in(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("tune-") && name.ends_with(".json") {
+            std::fs::remove_file(&p).map_err(|err| {
+                Error::invalid("tune", format!("cannot remove {}: {err}", p.display()))
+            })?;
+            removed.push(p);
+        }
+    }
+    Ok(removed)
+}
+
+/// The mappings tried for `spec`: the cost model's choice first, then a few others that suit
+/// the adapter's kind.
+pub fn candidates(ctx: &GpuContext, spec: &MatmulSpec) -> Vec<MatmulTile> {
+    let mut out = vec![MatmulTile::for_shape(ctx, spec)];
+    let extra: Vec<MatmulTile> = if ctx.info.device_type == wgpu::DeviceType::Cpu {
+        matmul::cpu_ranked(spec, ctx.info.backend == wgpu::Backend::Gl)
+            .into_iter()
+            .take(3)
+            .collect()
+    } else {
+        let reg = |bm, bn, wg_x, wg_y| MatmulTile::Reg {
+            bm,
+            bn,
+            wg_x,
+            wg_y,
+            vec4: true,
+        };
+        vec![
+            MatmulTile::Blocks { wg_x: 8, wg_y: 8 },
+            MatmulTile::Blocks { wg_x: 16, wg_y: 16 },
+            MatmulTile::Shared,
+            reg(4, 4, 16, 4),
+            reg(8, 8, 8, 8),
+        ]
+    };
+    for t in extra {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// Times every candidate on scratch tensors of `spec`'s sizes (never the program's own buffers,
+/// which a running step may be using) and returns the fastest.
+pub fn measure(ctx: &GpuContext, spec: &MatmulSpec) -> Result<Tuned> {
+    let mut plain = *spec;
+    plain.bias = BiasMode::None;
+    plain.act = Activation::None;
+    let a = ctx.zeros("tune a", [plain.a_len().max(1)])?;
+    let b = ctx.zeros("tune b", [plain.b_len().max(1)])?;
+    let c = ctx.zeros("tune c", [plain.c_len().max(1)])?;
+    let method = Method::for_context(ctx);
+    let mut times = Vec::new();
+    for tile in candidates(ctx, &plain) {
+        let l = matmul::matmul_tiled(ctx, &plain, tile, &a, &b, None, &c)?;
+        timer::time(ctx, Method::WallClock, &[&l], 1)?; // compile and first touch
+        let once = timer::time(ctx, method, &[&l], 1)?;
+        // About 5 ms per timing, best of three.
+        let reps = ((5e-3 / once.max(1e-6)) as usize).clamp(1, 50);
+        let mut best = once;
+        for _ in 0..3 {
+            best = best.min(timer::time(ctx, method, &[&l], reps)? / reps as f64);
+        }
+        times.push((tile, best));
+    }
+    let tile = times
+        .iter()
+        .min_by(|x, y| x.1.total_cmp(&y.1))
+        .map(|t| t.0)
+        .ok_or_else(|| Error::invalid("tune", "no candidate mapping"))?;
+    Ok(Tuned { tile, times })
+}

@@ -1,0 +1,91 @@
+//! The matmul autotuner on every adapter: it measures each candidate mapping, keeps the fastest
+//! in the cache file, a later context reads it back, the off switch ignores it, a cache written
+//! for another adapter or driver is not used, and clearing removes the files. Fresh contexts, so
+//! the shared ones of the other tests keep their default mode.
+
+use wgrad::GpuContext;
+use wgrad::MatmulSpec;
+use wgrad::gpu::kernels::matmul::MatmulTile;
+use wgrad::gpu::tune::{self, TuneMode};
+
+fn fresh_contexts() -> Vec<GpuContext> {
+    GpuContext::all()
+        .into_iter()
+        .filter_map(|c| c.ok())
+        .collect()
+}
+
+#[test]
+fn tuner_measures_caches_reads_back_and_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MatmulSpec::new(20, 24, 28);
+    for (i, ctx) in fresh_contexts().iter().enumerate() {
+        let file = dir.path().join(format!("tune-test{i}.json"));
+        tune::set_mode(ctx, TuneMode::On);
+        tune::set_cache_file(ctx, Some(file.clone()));
+        let tile = tune::choose(ctx, &spec).unwrap();
+        let cached = tune::cached(ctx);
+        assert_eq!(cached.len(), 1, "{}", ctx.describe());
+        let (key, tuned) = &cached[0];
+        assert_eq!(key, &tune::shape_key(&spec));
+        assert_eq!(tuned.tile, tile);
+        let candidates = tune::candidates(ctx, &spec);
+        assert_eq!(tuned.times.len(), candidates.len(), "every candidate timed");
+        assert!(candidates.contains(&tile));
+        let fastest = tuned
+            .times
+            .iter()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        assert_eq!(fastest.0, tile, "the winner is the fastest candidate");
+        assert!(tuned.times.iter().all(|t| t.1 > 0.0 && t.1.is_finite()));
+        assert!(file.exists(), "cache written");
+        assert_eq!(tune::save_error(ctx), None);
+
+        // A cache whose winner is not the cost model's choice: a new context reads it back
+        // (mode `cached` measures nothing), and the off switch ignores it.
+        let other = GpuContext::all().into_iter().nth(i).unwrap().unwrap();
+        let planted = MatmulTile::Rows { wg_x: 64 };
+        assert_ne!(MatmulTile::for_shape(&other, &spec), planted);
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["shapes"][key]["tile"] = serde_json::to_value(planted).unwrap();
+        std::fs::write(&file, json.to_string()).unwrap();
+        tune::set_mode(&other, TuneMode::Cached);
+        tune::set_cache_file(&other, Some(file.clone()));
+        assert_eq!(tune::choose(&other, &spec).unwrap(), planted);
+        tune::set_mode(&other, TuneMode::Off);
+        tune::set_cache_file(&other, Some(file.clone()));
+        assert_eq!(
+            tune::choose(&other, &spec).unwrap(),
+            MatmulTile::for_shape(&other, &spec)
+        );
+
+        // A cache written for another adapter or driver is not used.
+        json["adapter"] = "some other GPU | driver 0.0".into();
+        std::fs::write(&file, json.to_string()).unwrap();
+        tune::set_mode(&other, TuneMode::Cached);
+        tune::set_cache_file(&other, Some(file.clone()));
+        assert!(tune::cached(&other).is_empty());
+    }
+    let removed = tune::clear_in(dir.path()).unwrap();
+    assert!(!removed.is_empty());
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
+
+/// A cache file that cannot be written does not fail the product: the winner is used and kept
+/// in memory, and the failure is reported.
+#[test]
+fn unwritable_cache_is_reported_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, b"x").unwrap();
+    let spec = MatmulSpec::new(8, 8, 8);
+    if let Some(ctx) = fresh_contexts().first() {
+        tune::set_mode(ctx, TuneMode::On);
+        tune::set_cache_file(ctx, Some(blocker.join("tune.json")));
+        let tile = tune::choose(ctx, &spec).unwrap();
+        assert_eq!(tune::cached(ctx)[0].1.tile, tile);
+        assert!(tune::save_error(ctx).is_some());
+    }
+}
