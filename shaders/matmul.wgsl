@@ -242,8 +242,8 @@ fn matmul_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 // transposes, batch summation, k % 4, bias and activation. The launcher picks them per adapter
 // and shape.
 //
-// matmul_reg4 binds A, B and C as array<vec4<f32>>: every contiguous dimension must be a
-// multiple of 4 (A's k, or m when TRANS_A; B's n, or k when TRANS_B; C's n). matmul_reg binds
+// matmul_reg4 binds A and B as array<vec4<f32>>: their contiguous dimensions must be multiples
+// of 4 (A's k, or m when TRANS_A; B's n, or k when TRANS_B). C is stored as scalars. matmul_reg binds
 // them as array<f32> and takes any shape and layout (strides from Params), one scalar load
 // per element (~2.4× the time per element of a vec4 load).
 
@@ -260,7 +260,6 @@ override ACT: u32 = 0u;          // as p.act
 
 @group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> c4: array<vec4<f32>>;
 
 // A 4×4 tile as four vec4 rows: for A, 4 rows of C × 4 consecutive k; for B, 4 consecutive k ×
 // 4 columns of C; for C, 4 rows × 4 columns.
@@ -451,13 +450,19 @@ fn b4_block(base: u32, col0: u32, kk: u32) -> Quads {
     return q;
 }
 
-// C rows r..r+3 × columns col..col+3; n % 4 == 0, so the 4 columns are all in range or all out.
+// C rows r..r+3 × columns col..col+3, stored as scalars: C's n need not be a multiple of 4
+// (a 3×3 conv's weight gradient is 16×9), and the stores are a few percent of the loads.
 fn c4_quad(cb: u32, r: u32, col: u32, q: Quad) {
     if col < p.n {
         for (var i = 0u; i < 4u; i++) {
             let row = r + i;
             if row < p.m {
-                c4[(cb + row * p.n + col) / 4u] = epilogue(q[i], row, col);
+                let v = epilogue(q[i], row, col);
+                let o = cb + row * p.n + col;
+                c[o] = v.x;
+                if col + 1u < p.n { c[o + 1u] = v.y; }
+                if col + 2u < p.n { c[o + 2u] = v.z; }
+                if col + 3u < p.n { c[o + 3u] = v.w; }
             }
         }
     }

@@ -315,11 +315,12 @@ impl Autodiff<'_> {
             let db = match s.bias {
                 BiasMode::PerRow => self.row_sums(dz, s.batch, s.m, s.n)?,
                 BiasMode::PerCol => {
+                    // ones[1, rows] · dz[rows, n]: the n columns along the output's columns,
+                    // where the lanes are.
                     let rows = s.batch * s.m;
                     let ones = self.ones(rows);
-                    let mut d = MatmulSpec::new(s.n, rows, 1);
-                    d.trans_a = true;
-                    self.g.matmul(d, dz, ones, None, Shape::new([s.n]))?
+                    let d = MatmulSpec::new(1, rows, s.n);
+                    self.g.matmul(d, ones, dz, None, Shape::new([s.n]))?
                 }
                 BiasMode::None => return Err(self.unsupported(id)),
             };

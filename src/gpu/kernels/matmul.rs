@@ -46,8 +46,8 @@ pub enum MatmulTile {
     Rows { wg_x: u32 },
     /// `matmul_reg4` / `matmul_reg`: each invocation a `bm × bn` block of C (each 4, 8, 16 or
     /// 32) kept in registers, `wg_x × wg_y` invocations per workgroup (`wg_x` along n). With
-    /// `vec4` set and every contiguous dimension a multiple of 4 (A's k, or m when transposed;
-    /// B's n, or k when transposed; C's n) the vec4 entry point `matmul_reg4` runs, otherwise
+    /// `vec4` set and A's and B's contiguous dimensions multiples of 4 (A's k, or m when
+    /// transposed; B's n, or k when transposed) the vec4 entry point `matmul_reg4` runs, otherwise
     /// the scalar `matmul_reg` (any shape, 4× the load instructions). Suits CPU drivers.
     Reg {
         bm: u32,
@@ -134,11 +134,11 @@ fn is_gl(ctx: &GpuContext) -> bool {
 }
 
 /// Whether `matmul_reg4`'s vec4 views fit `spec`: A's contiguous dimension (k, or m when
-/// transposed), B's (n, or k when transposed) and C's n are multiples of 4.
+/// transposed) and B's (n, or k when transposed) are multiples of 4.
 pub fn vec4_aligned(spec: &MatmulSpec) -> bool {
     let a_contig = if spec.trans_a { spec.m } else { spec.k };
     let b_contig = if spec.trans_b { spec.k } else { spec.n };
-    a_contig.is_multiple_of(4) && b_contig.is_multiple_of(4) && spec.n.is_multiple_of(4)
+    a_contig.is_multiple_of(4) && b_contig.is_multiple_of(4)
 }
 
 /// Estimated time of `spec` with `bm × bn` blocks and workgroups of 8 × `wg_y` invocations on
