@@ -12,13 +12,13 @@
 //! | [`tensor`] | host [`Tensor`] and the seeded generator [`tensor::Rng`] |
 //! | [`spec`] | kernel-call descriptions shared by both sides ([`MatmulSpec`], [`Activation`]) |
 //! | [`cpu`] | the reference: one function per GPU entry point, same name, f64 accumulation |
-//! | [`gpu`] | context (adapters, device), GPU tensors, pipelines, launches, one launcher per entry point |
+//! | [`gpu`] | context (adapters, device), GPU tensors, pipelines, launches, one launcher per entry point, the timer and the matmul autotuner (`gpu::tune`, cache per adapter) |
 //! | [`optim_config`] | optimizer hyperparameters shared by both sides ([`SgdConfig`], [`AdamConfig`]) |
 //! | [`ops`] | composite ops built from kernels (conv2d, conv_transpose2d: forward and gradients) on both sides |
 //! | [`compare`] | tolerances and GPU-versus-CPU comparison reports |
 //! | [`graph`] | graphs of kernel-sized ops, shape inference, autodiff, activation fusion, memory planning |
 //! | [`nn`] | layers with PyTorch's names and initialisation, the autoencoder config, optimizers |
-//! | [`exec`] | sessions (parameters + optimizer state on a device) and compiled programs that run graphs |
+//! | [`exec`] | sessions (parameters + optimizer state on a device) and compiled programs that run graphs; matmuls tier up from a quick-to-compile mapping in the background |
 //! | [`classify`] | a classifier head on the encoder's code, frozen or trained jointly |
 //! | [`train`] | the autoencoder trainer: batches in, losses out, state for checkpoints |
 //! | [`io`] | files: safetensors checkpoints, PNG image grids and loss plots, the loss-log CSV; all written atomically |

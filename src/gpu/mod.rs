@@ -1,5 +1,6 @@
 //! The GPU side: context (adapters, device), tensors in buffers, pipelines, launches, and one
-//! launcher per kernel entry point in [`kernels`].
+//! launcher per kernel entry point in [`kernels`]; [`timer`] times launches (timestamps or wall
+//! clock) and [`tune`] picks each matmul shape's mapping (measured once, cached per adapter).
 
 pub mod buffer;
 pub mod context;
