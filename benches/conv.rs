@@ -25,8 +25,9 @@
 //! Reference for the `burn` rows: burn 0.22.1's wgpu backend on lavapipe (same machine) took
 //! 30, 29 and 30 ms for the three forward passes respectively.
 
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use wgrad::gpu::AdapterChoice;
 use wgrad::ops::conv::{self as ops, ConvPlan};
 use wgrad::shape::{conv_transpose2d_layer, conv2d_layer};
 use wgrad::{Activation, ConvParams, GpuContext, GpuTensor, Result, Shape, Tensor};
@@ -148,15 +149,10 @@ fn build(ctx: &GpuContext, c: &Case) -> Result<Built> {
 }
 
 fn bench(c: &mut Criterion) {
-    let ctx = match AdapterChoice::from_env().and_then(|ch| GpuContext::new(&ch)) {
-        Ok(ctx) => ctx,
-        Err(e) => {
-            eprintln!("conv bench: no adapter: {e}");
-            return;
-        }
+    let Some(ctx) = common::context("conv") else {
+        return;
     };
     let adapter = ctx.describe();
-    println!("conv bench on {adapter}");
     let mut group = c.benchmark_group(format!("conv [{adapter}]"));
     group.sample_size(10);
     for case in &CASES {
@@ -173,13 +169,11 @@ fn bench(c: &mut Criterion) {
             built.shapes,
             built.flops / 1e6
         );
-        group.throughput(Throughput::Elements(built.flops as u64));
         for (what, plan) in &built.plans {
             let launches: Vec<_> = plan.launches.iter().collect();
-            ctx.time_launches(&launches, 1).unwrap(); // compile + warm
-            group.bench_function(format!("{} {what}", case.name), |b| {
-                b.iter_custom(|iters| ctx.time_launches(&launches, iters as usize).unwrap());
-            });
+            let id = format!("{} {what}", case.name);
+            let flops = Throughput::Elements(built.flops as u64);
+            common::launches(&mut group, &ctx, id, flops, &launches);
         }
     }
     group.finish();

@@ -8,10 +8,12 @@
 //! `WGRAD_IM2COL_SHARES=512,2048,...` adds runs of the new kernel with those workgroup shares
 //! (elements per workgroup) besides the adapter's automatic one, for tuning.
 
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wgrad::gpu::kernels::im2col::{GroupShare, col2im_with, im2col_with};
 use wgrad::gpu::shaders::ShaderFile;
-use wgrad::gpu::{AdapterChoice, Launch, Workgroups};
+use wgrad::gpu::{Launch, Workgroups};
 use wgrad::shape::{ConvGeometry, conv_transpose2d_geometry, conv2d_geometry};
 use wgrad::{ConvParams, GpuContext, GpuTensor, Result, Shape, Tensor};
 
@@ -33,12 +35,8 @@ impl Kind {
 }
 
 fn bench(c: &mut Criterion) {
-    let ctx = match AdapterChoice::from_env().and_then(|ch| GpuContext::new(&ch)) {
-        Ok(ctx) => ctx,
-        Err(e) => {
-            eprintln!("im2col bench: {e}");
-            return;
-        }
+    let Some(ctx) = common::context("im2col") else {
+        return;
     };
     let adapter = ctx.describe();
     let s2 = ConvParams::square(2, 1, 1);
@@ -89,10 +87,10 @@ fn bench(c: &mut Criterion) {
             Kind::Col2im => (g.image_shape().numel(), g.cols_shape().numel()),
             Kind::Col2imBias => (g.image_shape().numel(), g.cols_shape().numel() + g.channels),
         };
-        group.throughput(Throughput::ElementsAndBytes {
+        let throughput = Throughput::ElementsAndBytes {
             elements: outputs as u64,
             bytes: 4 * (outputs + inputs) as u64,
-        });
+        };
         let p = &g.params;
         eprintln!(
             "{} {what}: image {} k{:?} s{:?} p{:?}, cols {}",
@@ -123,10 +121,8 @@ fn bench(c: &mut Criterion) {
             ));
         }
         for (label, l) in &launches {
-            ctx.time_launches(&[l], 1).unwrap(); // compile + warm
-            group.bench_function(format!("{name} {label}"), |b| {
-                b.iter_custom(|iters| ctx.time_launches(&[l], iters as usize).unwrap());
-            });
+            let id = format!("{name} {label}");
+            common::launches(&mut group, &ctx, id, throughput.clone(), &[l]);
         }
     }
     group.finish();

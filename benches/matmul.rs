@@ -20,11 +20,12 @@
 //! The conv rows are an im2col 3×3, 16→32-channel convolution from 14×14 to 7×7 at batch 64:
 //! n or k = 49 is not a multiple of 4, so they take the scalar path.
 
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::time::Duration;
-use wgrad::gpu::AdapterChoice;
 use wgrad::gpu::kernels::matmul::{MatmulTile, entry_and_constants, matmul_tiled};
-use wgrad::{Activation, BiasMode, GpuContext, MatmulSpec, Tensor};
+use wgrad::{Activation, BiasMode, MatmulSpec, Tensor};
 
 fn shapes() -> Vec<(&'static str, MatmulSpec)> {
     let mut shapes: Vec<(&str, MatmulSpec)> = vec![
@@ -80,12 +81,8 @@ fn tile_name(spec: &MatmulSpec, tile: MatmulTile) -> String {
 }
 
 fn bench(c: &mut Criterion) {
-    let ctx = match AdapterChoice::from_env().and_then(|ch| GpuContext::new(&ch)) {
-        Ok(ctx) => ctx,
-        Err(e) => {
-            eprintln!("matmul bench: {e}");
-            return;
-        }
+    let Some(ctx) = common::context("matmul") else {
+        return;
     };
     let adapter = ctx.describe();
     let mut group = c.benchmark_group(format!("matmul [{adapter}]"));
@@ -124,12 +121,9 @@ fn bench(c: &mut Criterion) {
         }
         for (label, tile) in tiles {
             let l = matmul_tiled(&ctx, &spec, tile, &a, &b, used_bias, &out).unwrap();
-            ctx.time_launches(&[&l], 1).unwrap(); // compile + warm
-            group.throughput(Throughput::Elements(spec.flops() as u64));
             let id = format!("{name} {label} {}", tile_name(&spec, tile));
-            group.bench_function(id, |bch| {
-                bch.iter_custom(|iters| ctx.time_launches(&[&l], iters as usize).unwrap());
-            });
+            let flops = Throughput::Elements(spec.flops() as u64);
+            common::launches(&mut group, &ctx, id, flops, &[&l]);
         }
     }
     group.finish();

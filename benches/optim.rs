@@ -11,9 +11,11 @@
 //! - `adam_step`, `adamw_step` (PyTorch defaults, step 10): read param, grad, m, v and write
 //!   param, m, v: 28 bytes/param.
 
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use wgrad::gpu::Launch;
 use wgrad::gpu::kernels::optim;
-use wgrad::gpu::{AdapterChoice, Launch};
 use wgrad::{AdamConfig, GpuContext, GpuTensor, Result, SgdConfig, Tensor};
 
 const SIZES: [(&str, usize); 2] = [("111521 (autoencoder)", 111_521), ("1M", 1 << 20)];
@@ -59,15 +61,10 @@ fn steps(ctx: &GpuContext, n: usize) -> Result<Steps> {
 }
 
 fn bench(c: &mut Criterion) {
-    let ctx = match AdapterChoice::from_env().and_then(|ch| GpuContext::new(&ch)) {
-        Ok(ctx) => ctx,
-        Err(e) => {
-            eprintln!("optim bench: no adapter: {e}");
-            return;
-        }
+    let Some(ctx) = common::context("optim") else {
+        return;
     };
     let adapter = ctx.describe();
-    println!("optim bench on {adapter}");
     let mut group = c.benchmark_group(format!("optim [{adapter}]"));
     group.sample_size(10);
     for (size, n) in SIZES {
@@ -79,11 +76,8 @@ fn bench(c: &mut Criterion) {
             }
         };
         for (kernel, per_param, l) in &list {
-            ctx.time_launches(&[l], 1).unwrap(); // compile + warm
-            group.throughput(Throughput::Bytes((per_param * n) as u64));
-            group.bench_function(format!("{kernel} {size}"), |b| {
-                b.iter_custom(|iters| ctx.time_launches(&[l], iters as usize).unwrap());
-            });
+            let bytes = Throughput::Bytes((per_param * n) as u64);
+            common::launches(&mut group, &ctx, format!("{kernel} {size}"), bytes, &[l]);
         }
     }
     group.finish();

@@ -8,9 +8,11 @@
 //! kernels (forward, scale), 12 for the binary ones (backward: `x` or `y` and `dy` in, `dx` out;
 //! add: `a`, `b` in, `out` out).
 
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use wgrad::gpu::Launch;
 use wgrad::gpu::kernels::pointwise as pw;
-use wgrad::gpu::{AdapterChoice, Launch};
 use wgrad::{GpuContext, GpuTensor, Result, Shape, Tensor};
 
 const SIZES: [(&str, &[usize]); 2] = [("1M", &[1 << 20]), ("64x16x14x14", &[64, 16, 14, 14])];
@@ -39,15 +41,10 @@ fn launches(
 }
 
 fn bench(c: &mut Criterion) {
-    let ctx = match AdapterChoice::from_env().and_then(|ch| GpuContext::new(&ch)) {
-        Ok(ctx) => ctx,
-        Err(e) => {
-            eprintln!("pointwise bench: no adapter: {e}");
-            return;
-        }
+    let Some(ctx) = common::context("pointwise") else {
+        return;
     };
     let adapter = ctx.describe();
-    println!("pointwise bench on {adapter}");
     let mut group = c.benchmark_group(format!("pointwise [{adapter}]"));
     group.sample_size(10);
     for (size, dims) in SIZES {
@@ -68,11 +65,8 @@ fn bench(c: &mut Criterion) {
             }
         };
         for (kernel, per_element, l) in &list {
-            ctx.time_launches(&[l], 1).unwrap(); // compile + warm
-            group.throughput(Throughput::Bytes((per_element * n) as u64));
-            group.bench_function(format!("{kernel} {size}"), |b| {
-                b.iter_custom(|iters| ctx.time_launches(&[l], iters as usize).unwrap());
-            });
+            let bytes = Throughput::Bytes((per_element * n) as u64);
+            common::launches(&mut group, &ctx, format!("{kernel} {size}"), bytes, &[l]);
         }
     }
     group.finish();

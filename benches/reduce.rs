@@ -15,9 +15,11 @@
 //! scalar and writes dy; cross-entropy reads the logits and the (u32) labels and writes one
 //! scalar, its backward reads those and the upstream scalar and writes dz.
 
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use wgrad::gpu::Launch;
 use wgrad::gpu::kernels::{loss, reduce};
-use wgrad::gpu::{AdapterChoice, Launch};
 use wgrad::spec::ReduceSpec;
 use wgrad::{GpuContext, GpuTensor, Result, Shape, Tensor};
 
@@ -99,15 +101,10 @@ fn loss_cases(ctx: &GpuContext) -> Result<Cases> {
 }
 
 fn bench(c: &mut Criterion) {
-    let ctx = match AdapterChoice::from_env().and_then(|ch| GpuContext::new(&ch)) {
-        Ok(ctx) => ctx,
-        Err(e) => {
-            eprintln!("reduce bench: no adapter: {e}");
-            return;
-        }
+    let Some(ctx) = common::context("reduce") else {
+        return;
     };
     let adapter = ctx.describe();
-    println!("reduce bench on {adapter}");
     for (family, build) in [
         ("reduce", reduce_cases as fn(&GpuContext) -> Result<Cases>),
         ("loss", loss_cases),
@@ -122,11 +119,8 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("{family} [{adapter}]"));
         group.sample_size(10);
         for (id, bytes, l) in &cases {
-            ctx.time_launches(&[l], 1).unwrap(); // compile + warm
-            group.throughput(Throughput::Bytes(*bytes as u64));
-            group.bench_function(id.as_str(), |b| {
-                b.iter_custom(|iters| ctx.time_launches(&[l], iters as usize).unwrap());
-            });
+            let bytes = Throughput::Bytes(*bytes as u64);
+            common::launches(&mut group, &ctx, id.clone(), bytes, &[l]);
         }
         group.finish();
     }

@@ -4,23 +4,20 @@
 //! - `loss every step`: each step waits for its own loss (what burn's figure measures);
 //! - `loss ring`: steps queue up and losses come back a few steps late, without stalling.
 
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::sync::Arc;
 use wgrad::exec::Device;
-use wgrad::gpu::AdapterChoice;
 use wgrad::nn::{AutoencoderConfig, Optimizer};
 use wgrad::train::Trainer;
-use wgrad::{AdamConfig, GpuContext, Tensor};
+use wgrad::{AdamConfig, Tensor};
 
 const BATCH: usize = 64;
 
 fn bench(c: &mut Criterion) {
-    let ctx = match AdapterChoice::from_env().and_then(|ch| GpuContext::new(&ch)) {
-        Ok(ctx) => Arc::new(ctx),
-        Err(e) => {
-            eprintln!("train_step bench: {e}");
-            return;
-        }
+    let Some(ctx) = common::context("train_step").map(Arc::new) else {
+        return;
     };
     let adapter = ctx.describe();
     let mut t = match Trainer::new(
