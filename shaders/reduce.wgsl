@@ -2,8 +2,11 @@
 // leading 1s): axes {0,2,3} of NCHW for a conv bias gradient, {0} of [B, F] for a Linear bias
 // gradient, every axis for a scalar.
 //
-// Deterministic, no atomics: one workgroup per output element. Its invocations stride over the
-// reduced index space (adjacent invocations read adjacent reduced elements, so the common case of
+// Deterministic, no atomics: one workgroup per output element — or, for a few outputs of long
+// reductions (a whole tensor to a scalar), `slices` workgroups per output, each summing one
+// contiguous slice of the reduced index space into a partial, and a second dispatch summing the
+// partials in order (src/gpu/kernels/reduce.rs chains the two). A workgroup's invocations stride
+// over its index range (adjacent invocations read adjacent reduced elements, so the common case of
 // reducing the innermost axes reads memory contiguously), then add their partial sums in a fixed
 // tree order in workgroup memory. Same input, same adapter, same bits.
 //
@@ -17,8 +20,13 @@ struct Params {
     strides: vec4<u32>,   // element strides of the padded input
     out_count: u32,       // product of out_dims
     red_count: u32,       // product of red_dims
-    _pad0: u32,
-    _pad1: u32,
+    slices: u32,          // workgroups (and outputs written) per output element
+    divisor: f32,         // reduce_mean divides by this: the original reduced count
+    // 1 when the reduced axes are the innermost ones (a scalar sum, a row sum): reduced index r
+    // is then at offset r, with none of the integer divisions of `offset`, which a CPU driver
+    // runs lane by lane.
+    red_inner: u32,
+    _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -46,12 +54,22 @@ fn offset(i: u32, d: vec4<u32>) -> u32 {
 
 fn reduce(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, mean: bool) {
     let g = wid.x + wid.y * nwg.x;
-    let in_range = g < p.out_count;
-    let base = select(0u, offset(g, p.out_dims), in_range);
-    let n = select(0u, p.red_count, in_range);
+    let in_range = g < p.out_count * p.slices;
+    let o = g / p.slices;
+    let base = select(0u, offset(o, p.out_dims), in_range);
+    // This workgroup's slice [start, end) of the reduced index space.
+    let len = (p.red_count + p.slices - 1u) / p.slices;
+    let start = (g % p.slices) * len;
+    let end = select(0u, min(start + len, p.red_count), in_range);
     var acc = 0.0;
-    for (var r = lid; r < n; r += WG) {
-        acc += x[base + offset(r, p.red_dims)];
+    if p.red_inner == 1u {
+        for (var r = start + lid; r < end; r += WG) {
+            acc += x[base + r];
+        }
+    } else {
+        for (var r = start + lid; r < end; r += WG) {
+            acc += x[base + offset(r, p.red_dims)];
+        }
     }
     partial[lid] = acc;
     workgroupBarrier();
@@ -63,7 +81,7 @@ fn reduce(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, mean: bool) {
     }
     if in_range && lid == 0u {
         let total = partial[0];
-        y[g] = select(total, total / f32(p.red_count), mean);
+        y[g] = select(total, total / p.divisor, mean);
     }
 }
 

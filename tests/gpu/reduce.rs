@@ -152,3 +152,20 @@ fn bad_calls_are_errors() {
         );
     }
 }
+
+/// Few outputs of long reductions are split into slices summed by separate workgroups, then a
+/// second pass adds each output's partials (and divides, for the mean).
+#[test]
+fn long_reductions_are_split() {
+    assert!(k::slices(1, 1 << 16) > 1);
+    assert!(k::slices(3, 40_000) > 1);
+    assert_eq!(
+        k::slices(64, 1 << 20),
+        1,
+        "enough outputs to fill the device"
+    );
+    assert_eq!(k::slices(1, 1000), 1, "too short to split");
+    run(&[1 << 16], &[0]);
+    run(&[4, 3, 100, 100], &[0, 2, 3]);
+    run(&[3, 70_001], &[1]);
+}
