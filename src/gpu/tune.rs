@@ -318,10 +318,11 @@ pub fn measure(ctx: &GpuContext, spec: &MatmulSpec) -> Result<Tuned> {
         let l = matmul::matmul_tiled(ctx, &plain, tile, &a, &b, None, &c)?;
         timer::time(ctx, Method::WallClock, &[&l], 1)?; // compile and first touch
         let once = timer::time(ctx, method, &[&l], 1)?;
-        // About 5 ms per timing, best of three.
-        let reps = ((5e-3 / once.max(1e-6)) as usize).clamp(1, 50);
+        // About 2 ms per timing, best of two: a shape costs a GPU some tens of milliseconds
+        // (it is tuned while a program compiles, before the first step).
+        let reps = ((2e-3 / once.max(1e-6)) as usize).clamp(1, 50);
         let mut best = once;
-        for _ in 0..3 {
+        for _ in 0..2 {
             best = best.min(timer::time(ctx, method, &[&l], reps)? / reps as f64);
         }
         times.push((tile, best));
