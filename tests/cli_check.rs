@@ -176,3 +176,40 @@ fn bench_profile_times_every_dispatch_of_a_step() {
         );
     }
 }
+
+/// `wgrad tune --list` names the adapter's cache file in WGRAD_CACHE_DIR; `--clear` removes the
+/// tune caches there (and nothing else).
+#[test]
+fn tune_lists_and_clears_its_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wgrad"))
+            .args(args)
+            .env(
+                "XDG_RUNTIME_DIR",
+                std::env::var("XDG_RUNTIME_DIR").unwrap_or("/tmp".into()),
+            )
+            .env("WGRAD_CACHE_DIR", dir.path())
+            .env_remove("WGRAD_BACKEND")
+            .output()
+            .expect("the wgrad binary runs")
+    };
+    if !backends_present().is_empty() {
+        let out = run(&["tune", "--list"]);
+        assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+        let listed = text(&out.stdout);
+        let shown = dir.path().display().to_string();
+        assert!(listed.contains(&shown), "{listed}");
+    }
+    std::fs::write(dir.path().join("tune-0123.json"), b"{}").unwrap();
+    std::fs::write(dir.path().join("other.json"), b"{}").unwrap();
+    let out = run(&["tune", "--clear"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("removed 1 tune cache file"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!dir.path().join("tune-0123.json").exists());
+    assert!(dir.path().join("other.json").exists());
+}
