@@ -84,6 +84,25 @@ impl Error {
         }
     }
 
+    /// This error as one naming the model layer it happened in: an invalid-argument error from
+    /// a kernel or shape check becomes [`Error::Model`] for `layer` (keeping the op's name);
+    /// every other error is returned as it is.
+    pub fn in_layer(self, layer: impl fmt::Display) -> Self {
+        match self {
+            Error::Invalid { op, message } => Error::model(layer, format!("{op}: {message}")),
+            other => other,
+        }
+    }
+
+    /// This error as a data error for the file at `path` where it is a model error (a
+    /// checkpoint whose tensors do not fit the model); every other error as it is.
+    pub fn in_file(self, path: impl fmt::Display) -> Self {
+        match self {
+            Error::Model { layer, message } => Error::data(path, format!("{layer}: {message}")),
+            other => other,
+        }
+    }
+
     /// A GPU-side error for `op`.
     pub fn gpu(op: impl fmt::Display, message: impl fmt::Display) -> Self {
         Error::Gpu {

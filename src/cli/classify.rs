@@ -85,12 +85,7 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
         optimizer,
         args.seed,
     )
-    .map_err(|e| match e {
-        Error::Model { layer, message } => {
-            Error::data(args.ckpt.display(), format!("{layer}: {message}"))
-        }
-        e => e,
-    })?;
+    .map_err(|e| e.in_file(args.ckpt.display()))?;
     let order = BatchOrder::new(split.train.len(), args.batch, true, args.seed)?;
     let steps = args.epochs * order.batches_per_epoch() as u64;
     let mode = if args.joint {

@@ -118,12 +118,8 @@ pub fn config(file: Option<&Path>, saved: Option<&SavedModel>) -> Result<Autoenc
 pub fn open_model(ckpt: &Path, config_file: Option<&Path>, device: Device) -> Result<Trainer> {
     let saved = load_model(ckpt)?;
     let config = config(config_file, Some(&saved))?;
-    Trainer::for_inference(device, config, saved.state.params).map_err(|e| match e {
-        Error::Model { layer, message } => {
-            Error::data(ckpt.display(), format!("{layer}: {message}"))
-        }
-        e => e,
-    })
+    Trainer::for_inference(device, config, saved.state.params)
+        .map_err(|e| e.in_file(ckpt.display()))
 }
 
 /// The mean reconstruction loss over `data`, `batch` images at a time.

@@ -119,14 +119,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Some(s) => s.state.params.clone(),
         None => init_params(&config.params(), args.seed),
     };
-    let mut t = Trainer::with_params(dev, config.clone(), args.batch, optimizer, params).map_err(
-        |e| match (&args.resume, e) {
-            (Some(p), Error::Model { layer, message }) => {
-                Error::data(p.display(), format!("{layer}: {message}"))
+    let mut t =
+        Trainer::with_params(dev, config.clone(), args.batch, optimizer, params).map_err(|e| {
+            match &args.resume {
+                Some(p) => e.in_file(p.display()),
+                None => e,
             }
-            (_, e) => e,
-        },
-    )?;
+        })?;
     let mut log = LossLog::new();
     if let (Some(s), Some(path)) = (&saved, &args.resume) {
         let mut state = s.state.clone();

@@ -240,12 +240,7 @@ impl GpuProgram {
                     }
                     op => launch(ctx, op, &ins, &t),
                 };
-                launches.push(built.map_err(|e| match e {
-                    Error::Invalid { op, message } => {
-                        Error::model(&node.name, format!("{op}: {message}"))
-                    }
-                    e => e,
-                })?);
+                launches.push(built.map_err(|e| e.in_layer(&node.name))?);
                 labels.push(label.clone());
             }
             tensors[i] = Some(t);

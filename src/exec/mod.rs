@@ -422,12 +422,7 @@ impl Session {
                                 .map(|x| values[x.0].as_ref())
                                 .collect::<Option<_>>()
                                 .ok_or_else(|| Error::invalid(&node.name, "input not computed"))?;
-                            cpu::eval(node, &ins).map_err(|e| match e {
-                                Error::Invalid { op, message } => {
-                                    Error::model(&node.name, format!("{op}: {message}"))
-                                }
-                                e => e,
-                            })?
+                            cpu::eval(node, &ins).map_err(|e| e.in_layer(&node.name))?
                         }
                     };
                     values[i] = Some(v);

@@ -13,21 +13,22 @@ use crate::tensor::Tensor;
 use std::sync::Arc;
 
 impl Graph {
-    fn fail(&self, op: &str, message: impl std::fmt::Display) -> Error {
-        let layer = if self.layer.is_empty() {
+    /// The layer errors are reported for (nodes are added under it).
+    fn layer_name(&self) -> &str {
+        if self.layer.is_empty() {
             "graph"
         } else {
             &self.layer
-        };
-        Error::model(layer, format!("{op}: {message}"))
+        }
+    }
+
+    fn fail(&self, op: &str, message: impl std::fmt::Display) -> Error {
+        Error::model(self.layer_name(), format!("{op}: {message}"))
     }
 
     /// Rewraps a lower-level error (from shape arithmetic) as one naming the layer.
     fn in_layer(&self, e: Error) -> Error {
-        match e {
-            Error::Invalid { op, message } => self.fail(&op, message),
-            other => other,
-        }
+        e.in_layer(self.layer_name())
     }
 
     fn add_node(&mut self, op: Op, inputs: Vec<NodeId>, shape: Shape) -> NodeId {
