@@ -175,6 +175,8 @@ impl Trainer {
         }
     }
 
+    /// One training step on `images` with every dispatch timed (GPU timestamps where the adapter
+    /// has them); the step counts like any other.
     pub fn profile(&mut self, images: &Tensor) -> Result<crate::exec::Profile> {
         let program = self.program.as_mut().ok_or_else(inference_only)?;
         self.session
@@ -183,23 +185,25 @@ impl Trainer {
 
     /// `(step, loss)` of every finished step not yet reported, without waiting.
     pub fn losses(&mut self) -> Result<Vec<(u64, f32)>> {
-        let program = self.program.as_mut().ok_or_else(inference_only)?;
-        let offset = self.session.step_count() - program.runs();
-        Ok(self
-            .session
-            .losses(program)?
-            .into_iter()
-            .map(|(run, l)| (run + offset, l))
-            .collect())
+        self.collect_losses(false)
     }
 
     /// As [`Trainer::losses`], waiting for every step submitted so far.
     pub fn flush_losses(&mut self) -> Result<Vec<(u64, f32)>> {
+        self.collect_losses(true)
+    }
+
+    /// Finished losses keyed by optimizer step (the program counts its own runs, which start
+    /// after any resumed steps).
+    fn collect_losses(&mut self, wait: bool) -> Result<Vec<(u64, f32)>> {
         let program = self.program.as_mut().ok_or_else(inference_only)?;
         let offset = self.session.step_count() - program.runs();
-        Ok(self
-            .session
-            .flush_losses(program)?
+        let losses = if wait {
+            self.session.flush_losses(program)?
+        } else {
+            self.session.losses(program)?
+        };
+        Ok(losses
             .into_iter()
             .map(|(run, l)| (run + offset, l))
             .collect())

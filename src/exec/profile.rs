@@ -85,41 +85,15 @@ impl Session {
         ctx.wait()?;
         let mut dispatches = Vec::new();
         let method = if ctx.has_timestamps() {
-            let n = launches.len() as u32 * 2;
-            let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("profile timestamps"),
-                ty: wgpu::QueryType::Timestamp,
-                count: n,
-            });
-            let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("profile resolve"),
-                size: n as u64 * 8,
-                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            let mut enc = ctx.device.create_command_encoder(&Default::default());
-            for (i, (l, _)) in launches.iter().enumerate() {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("profiled dispatch"),
-                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                        query_set: &set,
-                        beginning_of_pass_write_index: Some(2 * i as u32),
-                        end_of_pass_write_index: Some(2 * i as u32 + 1),
-                    }),
-                });
-                l.record(&mut pass);
-            }
-            enc.resolve_query_set(&set, 0..n, &resolve, 0);
-            ctx.queue.submit([enc.finish()]);
-            let bytes = ctx.read_bytes("profile timestamps", &resolve, 0, n as u64 * 8)?;
-            let ticks: &[u64] = bytemuck::cast_slice(&bytes);
-            let period = ctx.queue.get_timestamp_period() as f64 * 1e-9;
-            for (i, (l, label)) in launches.iter().enumerate() {
-                let dt = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period;
+            let groups: Vec<[&crate::gpu::Launch; 1]> =
+                launches.iter().map(|(l, _)| [*l]).collect();
+            let refs: Vec<&[&crate::gpu::Launch]> = groups.iter().map(|g| &g[..]).collect();
+            let seconds = crate::gpu::timer::passes(&ctx, &refs)?;
+            for ((l, label), s) in launches.iter().zip(seconds) {
                 dispatches.push(DispatchTime {
                     label: label.clone(),
                     kernel: l.label.clone(),
-                    seconds: dt,
+                    seconds: s,
                 });
             }
             "GPU timestamps"

@@ -46,59 +46,69 @@ pub fn time(ctx: &GpuContext, method: Method, launches: &[&Launch], reps: usize)
 }
 
 fn timestamps(ctx: &GpuContext, launches: &[&Launch], reps: usize) -> Result<f64> {
-    let op = "bench timestamps";
+    let all: Vec<&Launch> = (0..reps).flat_map(|_| launches.iter().copied()).collect();
+    Ok(passes(ctx, &[&all])?[0])
+}
+
+/// GPU seconds of each group of launches, every group recorded in a compute pass of its own
+/// with timestamps at its start and end, all in one submission (waits for the result). Needs
+/// `wgpu::Features::TIMESTAMP_QUERY` ([`GpuContext::has_timestamps`]).
+pub fn passes(ctx: &GpuContext, groups: &[&[&Launch]]) -> Result<Vec<f64>> {
+    let op = "timestamps";
+    let n = groups.len() as u32 * 2;
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let queries = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
-        label: Some("bench timestamps"),
+        label: Some("wgrad timestamps"),
         ty: wgpu::QueryType::Timestamp,
-        count: 2,
+        count: n.max(2),
     });
     let resolved = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("bench timestamps resolved"),
-        size: 16,
+        label: Some("wgrad timestamps resolved"),
+        size: n.max(2) as u64 * 8,
         usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
     });
     let mut enc = ctx
         .device
         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("bench timed pass"),
+            label: Some("wgrad timed passes"),
         });
-    {
+    for (i, group) in groups.iter().enumerate() {
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("bench timed pass"),
+            label: Some("wgrad timed pass"),
             timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
                 query_set: &queries,
-                beginning_of_pass_write_index: Some(0),
-                end_of_pass_write_index: Some(1),
+                beginning_of_pass_write_index: Some(2 * i as u32),
+                end_of_pass_write_index: Some(2 * i as u32 + 1),
             }),
         });
-        for _ in 0..reps {
-            for l in launches {
-                l.record(&mut pass);
-            }
+        for l in *group {
+            l.record(&mut pass);
         }
     }
-    enc.resolve_query_set(&queries, 0..2, &resolved, 0);
+    enc.resolve_query_set(&queries, 0..n.max(2), &resolved, 0);
     ctx.queue.submit([enc.finish()]);
     if let Some(message) = pop_scope(scope) {
         return Err(Error::gpu(op, message));
     }
-    let bytes = ctx.read_bytes(op, &resolved, 0, 16)?;
-    let tick = |i: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
-        u64::from_le_bytes(b)
-    };
-    let (start, end) = (tick(0), tick(1));
-    if end <= start {
-        return Err(Error::gpu(
-            op,
-            format!("the end timestamp ({end}) is not after the start ({start})"),
-        ));
-    }
-    let ns = (end - start) as f64 * ctx.queue.get_timestamp_period() as f64;
-    Ok(ns * 1e-9)
+    let bytes = ctx.read_bytes(op, &resolved, 0, n.max(2) as u64 * 8)?;
+    let ticks: Vec<u64> = bytes
+        .chunks_exact(8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+        .collect();
+    let period = ctx.queue.get_timestamp_period() as f64 * 1e-9;
+    (0..groups.len())
+        .map(|i| {
+            let (start, end) = (ticks[2 * i], ticks[2 * i + 1]);
+            if end < start {
+                return Err(Error::gpu(
+                    op,
+                    format!("the end timestamp ({end}) is before the start ({start})"),
+                ));
+            }
+            Ok((end - start) as f64 * period)
+        })
+        .collect()
 }
 
 impl GpuContext {
