@@ -42,12 +42,13 @@ pub struct Options {
 }
 
 impl Options {
-    /// About 0.3 s per item, 7 samples.
+    /// About 0.3 s per item, 7 samples; 30 training steps per variant (5-step figures of the
+    /// same build ranged 39–72 ms a step on lavapipe).
     pub fn full() -> Self {
         Options {
             target_s: 0.3,
             samples: 7,
-            min_steps: 5,
+            min_steps: 30,
         }
     }
     /// A smoke run (`--quick`): about 0.03 s per item, 3 samples.
