@@ -22,7 +22,9 @@ use crate::gpu::kernels::matmul::{self, MatmulTile};
 use crate::gpu::{GpuContext, GpuTensor, Launch, shaders, tune};
 use crate::spec::MatmulSpec;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, channel};
+use std::thread::JoinHandle;
 
 /// The mapping every program starts on where it tiers up: two pipelines for every shape.
 pub(crate) const BASELINE: MatmulTile = MatmulTile::Blocks { wg_x: 8, wg_y: 8 };
@@ -52,6 +54,21 @@ pub(crate) struct TierUp {
     /// it there) and compiled, with that mapping (`None`: the baseline is final), or the error.
     ready: Receiver<(usize, Result<Option<MatmulTile>>)>,
     left: usize,
+    /// Tells the thread to stop after the pipeline it is building.
+    cancel: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for TierUp {
+    /// Stops the background thread and waits for it (at most one pipeline compile), so that no
+    /// compile is still running when the device, or the process, goes away: llvmpipe's GL
+    /// crashed at exit ("double free") when a compile outlived `main`.
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl TierUp {
@@ -67,10 +84,15 @@ impl TierUp {
             .map(|(i, p)| (i, p.spec))
             .collect();
         let ctx = ctx.clone();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let stop = cancel.clone();
         let spawned = std::thread::Builder::new()
             .name("wgrad tier-up".into())
             .spawn(move || {
                 for (i, spec) in jobs {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
                     let r = tune::choose(&ctx, &spec).and_then(|tile| {
                         if tile == BASELINE {
                             return Ok(None);
@@ -87,10 +109,12 @@ impl TierUp {
         let left = pending.len();
         let pending = pending.into_iter().map(Some).collect();
         match spawned {
-            Ok(_) => Some(TierUp {
+            Ok(thread) => Some(TierUp {
                 pending,
                 ready: rx,
                 left,
+                cancel,
+                thread: Some(thread),
             }),
             // No thread: stay on the baseline (correct, only slower).
             Err(_) => None,
