@@ -230,12 +230,15 @@ impl GpuProgram {
                     .ok_or_else(|| Error::invalid(&label, "an input was not placed"))?;
                 let built = match &node.op {
                     Op::Matmul(spec) if tiered => {
+                        let (a, b, bias) = (ins[0], ins[1], ins.get(2).copied());
                         pending.push(tier::Pending {
                             launch: launches.len(),
                             spec: *spec,
-                            tensors: ins.iter().map(|&t| t.clone()).chain([t.clone()]).collect(),
+                            a: a.clone(),
+                            b: b.clone(),
+                            bias: bias.cloned(),
+                            c: t.clone(),
                         });
-                        let (a, b, bias) = (ins[0], ins[1], ins.get(2).copied());
                         matmul::matmul_tiled(ctx, spec, tier::BASELINE, a, b, bias, &t)
                     }
                     op => launch(ctx, op, &ins, &t),

@@ -43,8 +43,10 @@ pub(crate) struct Pending {
     /// Index into the program's launches.
     pub launch: usize,
     pub spec: MatmulSpec,
-    /// A, B, bias (if any), C.
-    pub tensors: Vec<GpuTensor>,
+    pub a: GpuTensor,
+    pub b: GpuTensor,
+    pub bias: Option<GpuTensor>,
+    pub c: GpuTensor,
 }
 
 /// The background compile of a program's final mappings and the swaps still to do.
@@ -143,10 +145,8 @@ impl TierUp {
                 continue;
             };
             let Some(tile) = compiled? else { continue };
-            let t = &p.tensors;
-            let (a, b, c) = (&t[0], &t[1], &t[t.len() - 1]);
-            let bias = (t.len() == 4).then(|| &t[2]);
-            let launch = matmul::matmul_tiled(ctx, &p.spec, tile, a, b, bias, c)?;
+            let launch =
+                matmul::matmul_tiled(ctx, &p.spec, tile, &p.a, &p.b, p.bias.as_ref(), &p.c)?;
             let slot = launches
                 .get_mut(p.launch)
                 .ok_or_else(|| Error::invalid("tier-up", "launch index out of range"))?;

@@ -138,26 +138,30 @@ pub fn shape_key(spec: &MatmulSpec) -> String {
 
 /// Sets the tuner's mode on `ctx` (overriding `WGRAD_TUNE`).
 pub fn set_mode(ctx: &GpuContext, mode: TuneMode) {
-    let mut g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
-    let l = g.get_or_insert_with(|| load(ctx));
-    l.mode = mode;
+    with_state(ctx, |l| l.mode = mode);
 }
 
 /// The tuner's mode on `ctx`.
 pub fn mode(ctx: &GpuContext) -> TuneMode {
-    let mut g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
-    g.get_or_insert_with(|| load(ctx)).mode
+    with_state(ctx, |l| l.mode)
 }
 
 /// Every shape the cache holds for this adapter.
 pub fn cached(ctx: &GpuContext) -> Vec<(String, Tuned)> {
+    with_state(ctx, |l| {
+        l.file
+            .shapes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    })
+}
+
+/// Runs `f` on `ctx`'s tuner state, loading it (mode from the environment, the adapter's cache
+/// file) on first use.
+fn with_state<R>(ctx: &GpuContext, f: impl FnOnce(&mut Loaded) -> R) -> R {
     let mut g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
-    let l = g.get_or_insert_with(|| load(ctx));
-    l.file
-        .shapes
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+    f(g.get_or_insert_with(|| load(ctx)))
 }
 
 fn load(ctx: &GpuContext) -> Loaded {
@@ -197,35 +201,33 @@ pub fn set_cache_file(ctx: &GpuContext, path: Option<PathBuf>) {
 
 /// Why the cache file could not be written last time, if it could not.
 pub fn save_error(ctx: &GpuContext) -> Option<String> {
-    let g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
-    g.as_ref().and_then(|l| l.save_error.clone())
+    with_state(ctx, |l| l.save_error.clone())
 }
 
 /// The mapping `spec` runs with on `ctx`: the cached winner, else (mode `on`) the winner of a
 /// measurement now, else the cost model's choice.
 pub fn choose(ctx: &GpuContext, spec: &MatmulSpec) -> Result<MatmulTile> {
     let key = shape_key(spec);
-    let mode = {
-        let mut g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let l = g.get_or_insert_with(|| load(ctx));
-        if l.mode != TuneMode::Off
-            && let Some(t) = l.file.shapes.get(&key)
-        {
-            return Ok(t.tile);
-        }
-        l.mode
-    };
+    let (mode, hit) = with_state(ctx, |l| {
+        let hit = (l.mode != TuneMode::Off)
+            .then(|| l.file.shapes.get(&key).map(|t| t.tile))
+            .flatten();
+        (l.mode, hit)
+    });
+    if let Some(tile) = hit {
+        return Ok(tile);
+    }
     if mode != TuneMode::On {
         return Ok(MatmulTile::for_shape(ctx, spec));
     }
     let tuned = measure(ctx, spec)?;
     let tile = tuned.tile;
-    let mut g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
-    let l = g.get_or_insert_with(|| load(ctx));
-    l.file.shapes.insert(key, tuned);
-    if let Some(path) = &l.path {
-        l.save_error = save(path, &l.file).err().map(|e| e.to_string());
-    }
+    with_state(ctx, |l| {
+        l.file.shapes.insert(key, tuned);
+        if let Some(path) = &l.path {
+            l.save_error = save(path, &l.file).err().map(|e| e.to_string());
+        }
+    });
     Ok(tile)
 }
 

@@ -79,28 +79,26 @@ fn reduce(
             p.out_dims[a] = dims[a] as u32;
         }
     }
-    let s = slices(y.numel(), red_count);
-    if s == 1 {
-        return ctx.launch(
+    // One dispatch: `p` over `input` into `output`, one workgroup per value written.
+    let dispatch = |entry: &'static str, p: &Params, input: &GpuTensor, output: &GpuTensor| {
+        let groups = (p.out_count * p.slices) as u64;
+        let params = bytemuck::bytes_of(p);
+        ctx.launch(
             shaders::REDUCE,
             entry,
             &[],
-            bytemuck::bytes_of(&p),
-            &[x, y],
-            Workgroups::Linear(y.numel() as u64),
-        );
+            params,
+            &[input, output],
+            Workgroups::Linear(groups),
+        )
+    };
+    let s = slices(y.numel(), red_count);
+    if s == 1 {
+        return dispatch(entry, &p, x, y);
     }
     // Partials [outputs, slices], then each output's `slices` partials summed in order.
     let partials = ctx.zeros(&format!("{entry} partials"), [y.numel() * s])?;
     p.slices = s as u32;
-    let first = ctx.launch(
-        shaders::REDUCE,
-        "reduce_sum",
-        &[],
-        bytemuck::bytes_of(&p),
-        &[x, &partials],
-        Workgroups::Linear((y.numel() * s) as u64),
-    )?;
     let second = Params {
         out_dims: [1, 1, y.numel() as u32, 1],
         red_dims: [1, 1, 1, s as u32],
@@ -112,15 +110,8 @@ fn reduce(
         red_inner: 1,
         _pad: [0; 3],
     };
-    let sum = ctx.launch(
-        shaders::REDUCE,
-        entry,
-        &[],
-        bytemuck::bytes_of(&second),
-        &[&partials, y],
-        Workgroups::Linear(y.numel() as u64),
-    )?;
-    Ok(first.followed_by(sum))
+    Ok(dispatch("reduce_sum", &p, x, &partials)?
+        .followed_by(dispatch(entry, &second, &partials, y)?))
 }
 
 /// `y` = the sum of `x` over `spec.axes`; `y` has shape `spec.out_shape()`.
