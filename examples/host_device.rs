@@ -55,6 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         device.clone(),
         queue.clone(),
         adapter.get_info(),
+        wgrad::Options::default(),
     ));
     println!("training on {}", ctx.describe());
     let batch = 16;

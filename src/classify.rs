@@ -1,13 +1,15 @@
 //! The encoder at work: a classifier head (a Linear layer, or a small MLP) on an autoencoder's
 //! code, trained with softmax cross-entropy. The encoder is frozen (no gradient, never updated:
-//! a feature extractor) or trained jointly with the head, backpropagating through both.
+//! a feature extractor) or trained jointly with the head, backpropagating through both. Like
+//! the trainer, it takes any batch up to the one it was built for, and every wait is `async`
+//! with a blocking twin on native targets.
 
 use crate::error::{Error, Result};
-use crate::exec::{Device, Feed, Program, ProgramSpec, Session, State};
+use crate::exec::{BySize, Device, Feed, Program, ProgramSpec, Session, State};
 use crate::graph::{Graph, NodeId, backward, fuse_activations};
+use crate::images::Images;
 use crate::nn::{AutoencoderConfig, Layer, Optimizer, Sequential, init_params};
 use crate::tensor::Tensor;
-use std::collections::HashMap;
 
 /// The head's layers: `Linear(code, classes)`, or with `hidden` units
 /// `Linear(code, hidden), ReLU, Linear(hidden, classes)`.
@@ -40,25 +42,37 @@ struct Built {
     loss: NodeId,
 }
 
+/// A compiled training step at one batch size.
+struct StepProgram {
+    program: Program,
+    input: NodeId,
+    labels: NodeId,
+}
+
+/// Step programs kept for batch sizes other than the classifier's own, and prediction programs.
+const OTHER_SIZES: usize = 2;
+const PREDICT_SIZES: usize = 3;
+
 /// A classifier: the autoencoder's encoder, then the head.
 pub struct Classifier {
     ae: AutoencoderConfig,
     head: Sequential,
     joint: bool,
+    frozen: bool,
     session: Session,
-    program: Program,
-    input: NodeId,
-    labels: NodeId,
+    train: StepProgram,
+    other: BySize<StepProgram>,
     batch: usize,
-    eval: HashMap<usize, (Program, Built)>,
+    predict: BySize<(Program, Built)>,
+    dropped_losses: Vec<(u64, f32)>,
 }
 
 impl Classifier {
     /// A classifier over `classes` classes on top of the encoder whose parameters are in
     /// `encoder` (state_dict names `encoder.*`; other entries are ignored). The head starts
-    /// from `seed`. With `joint` false the encoder is frozen.
+    /// from `seed`. With `joint` false the encoder is frozen. Steps take up to `batch` images.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub async fn new_async(
         device: Device,
         ae: &AutoencoderConfig,
         encoder: &[(String, Tensor)],
@@ -99,30 +113,25 @@ impl Classifier {
             params.push((spec.name, t));
         }
         params.extend(init_params(&head.params(), seed));
-        let frozen = move |n: &str| !joint && n.starts_with("encoder.");
-        let session = Session::new(device, params, &frozen, Some(optimizer))?;
-        let mut built = build(ae, &head, batch)?;
-        fuse_activations(&mut built.graph, &[]);
-        let grads = backward(&mut built.graph, built.loss, &frozen)?;
-        let (input, labels, loss) = (built.input, built.labels, built.loss);
-        let program = session.compile(
-            built.graph,
-            ProgramSpec {
-                loss: Some(loss),
-                fetch: vec![],
-                grads: Some(grads),
-            },
+        let frozen = !joint;
+        let session = Session::new(
+            device,
+            params,
+            &|n| frozen_param(frozen, n),
+            Some(optimizer),
         )?;
+        let train = compile_step(&session, ae, &head, frozen, batch, false).await?;
         Ok(Classifier {
             ae: ae.clone(),
             head,
             joint,
+            frozen,
             session,
-            program,
-            input,
-            labels,
+            train,
+            other: BySize::new(OTHER_SIZES),
             batch,
-            eval: HashMap::new(),
+            predict: BySize::new(PREDICT_SIZES),
+            dropped_losses: Vec::new(),
         })
     }
 
@@ -136,82 +145,211 @@ impl Classifier {
         &self.session
     }
 
-    /// One step on a batch of images and their labels.
-    pub fn step(&mut self, images: &Tensor, labels: &[u32]) -> Result<()> {
-        self.session.step(
-            &mut self.program,
-            &[
-                (self.input, Feed::Data(images)),
-                (self.labels, Feed::Labels(labels)),
-            ],
-        )
+    /// One step on a batch of up to [`Classifier::batch`] images and their labels. Returns once
+    /// submitted (waits only when several steps are in flight, or to compile a new batch size).
+    pub async fn step_async<'a>(
+        &mut self,
+        images: impl Into<Images<'a>>,
+        labels: &[u32],
+    ) -> Result<()> {
+        let images = images.into();
+        let n = images.batch("step", self.ae.image, self.batch)?;
+        if n == self.batch {
+            let t = &mut self.train;
+            let feeds = [(t.input, images.feed()), (t.labels, Feed::Labels(labels))];
+            return self.session.step_async(&mut t.program, &feeds).await;
+        }
+        let mut p = match self.other.take(n) {
+            Some(p) => p,
+            None => compile_step(&self.session, &self.ae, &self.head, self.frozen, n, true).await?,
+        };
+        let feeds = [(p.input, images.feed()), (p.labels, Feed::Labels(labels))];
+        let r = self.session.step_async(&mut p.program, &feeds).await;
+        for (_, mut old) in self.other.put(n, p) {
+            let l = self.session.flush_losses_async(&mut old.program).await?;
+            self.dropped_losses.extend(l);
+        }
+        r
     }
 
     /// `(step, loss)` of finished steps, without waiting.
     pub fn losses(&mut self) -> Result<Vec<(u64, f32)>> {
-        self.session.losses(&mut self.program)
+        let mut all = std::mem::take(&mut self.dropped_losses);
+        all.extend(self.session.losses(&mut self.train.program)?);
+        for p in self.other.values_mut() {
+            all.extend(self.session.losses(&mut p.program)?);
+        }
+        all.sort_by_key(|l| l.0);
+        Ok(all)
     }
 
-    /// As [`Classifier::losses`], waiting for every step so far.
-    pub fn flush_losses(&mut self) -> Result<Vec<(u64, f32)>> {
-        self.session.flush_losses(&mut self.program)
+    /// As [`Classifier::losses`], once every step so far has finished.
+    pub async fn flush_losses_async(&mut self) -> Result<Vec<(u64, f32)>> {
+        let mut all = std::mem::take(&mut self.dropped_losses);
+        all.extend(
+            self.session
+                .flush_losses_async(&mut self.train.program)
+                .await?,
+        );
+        for p in self.other.values_mut() {
+            all.extend(self.session.flush_losses_async(&mut p.program).await?);
+        }
+        all.sort_by_key(|l| l.0);
+        Ok(all)
     }
 
     /// The predicted class of each image.
-    pub fn predict(&mut self, images: &Tensor) -> Result<Vec<u32>> {
-        let n = images.shape.dims().first().copied().unwrap_or(0);
-        if n == 0 {
+    pub async fn predict_async<'a>(&mut self, images: impl Into<Images<'a>>) -> Result<Vec<u32>> {
+        let images = images.into();
+        if images.shape().dims().first() == Some(&0) {
             return Ok(Vec::new());
         }
-        let (mut program, built) = match self.eval.remove(&n) {
+        let n = images.batch("predict", self.ae.image, 0)?;
+        let (mut program, built) = match self.predict.take(n) {
             Some(e) => e,
             None => {
                 let mut b = build(&self.ae, &self.head, n)?;
                 fuse_activations(&mut b.graph, &[]);
-                let p = self.session.compile(
-                    b.graph.clone(),
-                    ProgramSpec {
-                        loss: None,
-                        fetch: vec![b.logits],
-                        grads: None,
-                    },
-                )?;
+                let p = self
+                    .session
+                    .compile_async(
+                        b.graph.clone(),
+                        ProgramSpec {
+                            loss: None,
+                            fetch: vec![b.logits],
+                            grads: None,
+                            occasional: n != self.batch,
+                        },
+                    )
+                    .await?;
                 (p, b)
             }
         };
-        let result = (|| {
+        let result = async {
             let dummy = vec![0u32; n];
-            self.session.run(
-                &mut program,
-                &[
-                    (built.input, Feed::Data(images)),
-                    (built.labels, Feed::Labels(&dummy)),
-                ],
-            )?;
-            let logits = self.session.fetch(&program, built.logits)?;
-            let k = logits.shape.dim(1);
-            Ok(logits
-                .data
-                .chunks(k)
-                .map(|row| {
-                    let mut best = 0;
-                    for (i, v) in row.iter().enumerate() {
-                        if *v > row[best] {
-                            best = i;
-                        }
-                    }
-                    best as u32
-                })
-                .collect())
-        })();
-        self.eval.insert(n, (program, built));
+            self.session
+                .run_async(
+                    &mut program,
+                    &[
+                        (built.input, images.feed()),
+                        (built.labels, Feed::Labels(&dummy)),
+                    ],
+                )
+                .await?;
+            let logits = self.session.fetch_async(&program, built.logits).await?;
+            Ok(argmax_rows(&logits))
+        }
+        .await;
+        self.predict.put(n, (program, built));
         result
     }
 
     /// Parameters (encoder and head), optimizer state and step count.
-    pub fn state(&self) -> Result<State> {
-        self.session.state()
+    pub async fn state_async(&self) -> Result<State> {
+        self.session.state_async().await
     }
+}
+
+/// Blocking twins (native only).
+#[cfg(not(target_arch = "wasm32"))]
+impl Classifier {
+    /// Blocking [`Classifier::new_async`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        device: Device,
+        ae: &AutoencoderConfig,
+        encoder: &[(String, Tensor)],
+        classes: usize,
+        hidden: Option<usize>,
+        joint: bool,
+        batch: usize,
+        optimizer: Optimizer,
+        seed: u64,
+    ) -> Result<Self> {
+        device.clone().block_on(
+            "classifier",
+            Self::new_async(
+                device, ae, encoder, classes, hidden, joint, batch, optimizer, seed,
+            ),
+        )
+    }
+
+    /// Blocking [`Classifier::step_async`].
+    pub fn step<'a>(&mut self, images: impl Into<Images<'a>>, labels: &[u32]) -> Result<()> {
+        let device = self.session.device().clone();
+        device.block_on("step", self.step_async(images, labels))
+    }
+
+    /// Blocking [`Classifier::flush_losses_async`].
+    pub fn flush_losses(&mut self) -> Result<Vec<(u64, f32)>> {
+        let device = self.session.device().clone();
+        device.block_on("losses", self.flush_losses_async())
+    }
+
+    /// Blocking [`Classifier::predict_async`].
+    pub fn predict<'a>(&mut self, images: impl Into<Images<'a>>) -> Result<Vec<u32>> {
+        let device = self.session.device().clone();
+        device.block_on("predict", self.predict_async(images))
+    }
+
+    /// Blocking [`Classifier::state_async`].
+    pub fn state(&self) -> Result<State> {
+        self.session.device().block_on("state", self.state_async())
+    }
+}
+
+/// Whether parameter `name` is frozen: the encoder's, when the encoder is frozen.
+fn frozen_param(frozen: bool, name: &str) -> bool {
+    frozen && name.starts_with("encoder.")
+}
+
+/// The index of each row's largest logit (the first, on ties).
+fn argmax_rows(logits: &Tensor) -> Vec<u32> {
+    let k = logits.shape.dim(1);
+    logits
+        .data
+        .chunks(k)
+        .map(|row| {
+            let mut best = 0;
+            for (i, v) in row.iter().enumerate() {
+                if *v > row[best] {
+                    best = i;
+                }
+            }
+            best as u32
+        })
+        .collect()
+}
+
+/// The training step of the classifier at `batch` images, compiled for `session`.
+async fn compile_step(
+    session: &Session,
+    ae: &AutoencoderConfig,
+    head: &Sequential,
+    frozen: bool,
+    batch: usize,
+    occasional: bool,
+) -> Result<StepProgram> {
+    let mut built = build(ae, head, batch)?;
+    fuse_activations(&mut built.graph, &[]);
+    let grads = backward(&mut built.graph, built.loss, &|n| frozen_param(frozen, n))?;
+    let (input, labels, loss) = (built.input, built.labels, built.loss);
+    let program = session
+        .compile_async(
+            built.graph,
+            ProgramSpec {
+                loss: Some(loss),
+                fetch: vec![],
+                grads: Some(grads),
+                occasional,
+            },
+        )
+        .await?;
+    Ok(StepProgram {
+        program,
+        input,
+        labels,
+    })
 }
 
 fn build(ae: &AutoencoderConfig, head: &Sequential, batch: usize) -> Result<Built> {

@@ -40,6 +40,10 @@ pub enum Error {
     #[error("GPU error in {op}: {message}")]
     Gpu { op: String, message: String },
 
+    /// A blocking wait for the device gave up ([`crate::Options::wait_timeout`]).
+    #[error("{op}: the device did not finish within {seconds} s (Options::wait_timeout)")]
+    Timeout { op: String, seconds: f64 },
+
     /// A GPU result differs from its CPU reference beyond tolerance.
     #[error("{0}")]
     Mismatch(String),

@@ -38,18 +38,25 @@ pub mod error;
 pub mod exec;
 pub mod gpu;
 pub mod graph;
+pub mod images;
 pub mod io;
 pub mod nn;
 pub mod ops;
 pub mod optim_config;
+pub mod options;
 pub mod shape;
 pub mod spec;
 pub mod tensor;
 pub mod train;
 
+/// The wgpu wgrad is built against: a host hands over a device of this version.
+pub use wgpu;
+
 pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuTensor};
+pub use images::Images;
 pub use optim_config::{AdamConfig, SgdConfig};
+pub use options::Options;
 pub use shape::{ConvParams, Shape};
 pub use spec::{Activation, BiasMode, MatmulSpec};
 pub use tensor::Tensor;

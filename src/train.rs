@@ -1,14 +1,27 @@
 //! The autoencoder trainer: the default use of the engine. Builds the training graph (forward,
 //! MSE reconstruction loss, fused activations, backward), compiles it once for a device, and
-//! then takes one batch per step. Evaluation programs (held-out loss, reconstructions, codes)
-//! share the session's parameters and are compiled on first use per batch size.
+//! then takes one batch per step. A batch smaller than the one the trainer was built for (the
+//! last of an epoch, or a data set smaller than the batch) runs on a program compiled for its
+//! size on first use and kept ([`BySize`]); evaluation programs (held-out loss,
+//! reconstructions, codes) share the session's parameters the same way.
+//!
+//! Every wait is `async` (`*_async`); native code also gets blocking twins of the plain names.
+//! Images come from the host or from a GPU tensor ([`Images`]); outputs go to the host or stay
+//! on the GPU ([`Trainer::evaluate_gpu_async`], [`Trainer::loss_output`]); a step can be
+//! recorded into a host's command encoder ([`Trainer::record_step`]).
 
 use crate::error::{Error, Result};
-use crate::exec::{Device, Feed, Program, ProgramSpec, Session, State};
+use crate::exec::{BySize, Device, Program, ProgramSpec, Recorded, Session, State};
+use crate::gpu::GpuTensor;
 use crate::graph::{Graph, MemoryPlan, NodeId, backward, fuse_activations};
+use crate::images::Images;
 use crate::nn::{AutoencoderConfig, Optimizer, init_params};
 use crate::tensor::Tensor;
-use std::collections::HashMap;
+
+/// Step programs kept for batch sizes other than the trainer's own.
+const OTHER_STEP_SIZES: usize = 2;
+/// Evaluation programs kept (by batch size).
+const EVAL_SIZES: usize = 3;
 
 /// The training graph of `config` at `batch` images: `(graph, images input, loss, gradients)`.
 pub fn training_graph(
@@ -32,6 +45,13 @@ fn inference_only() -> Error {
     )
 }
 
+/// A compiled training step at one batch size.
+struct StepProgram {
+    program: Program,
+    input: NodeId,
+    loss: NodeId,
+}
+
 /// A forward-only program at one batch size: images in, loss / reconstruction / code out.
 struct EvalProgram {
     program: Program,
@@ -41,21 +61,39 @@ struct EvalProgram {
     code: NodeId,
 }
 
+/// An evaluation's outputs left on the GPU: views of the evaluation program's buffers, holding
+/// the values once the run has finished on the device, until the next evaluation at the same
+/// batch size. Bind them, or copy them into buffers of your own ([`crate::GpuContext::copy`]).
+#[derive(Clone, Debug)]
+pub struct GpuOutputs {
+    /// `[1]`: the mean squared reconstruction error.
+    pub loss: GpuTensor,
+    /// `[N, C, H, W]`.
+    pub reconstruction: GpuTensor,
+    /// The encoder's output, `[N, code…]`.
+    pub code: GpuTensor,
+}
+
 /// Trains an autoencoder on one device.
 pub struct Trainer {
     config: AutoencoderConfig,
     session: Session,
-    /// The compiled training step (absent for an inference-only trainer).
-    program: Option<Program>,
-    input: NodeId,
+    /// The compiled training step at `batch` (absent for an inference-only trainer).
+    train: Option<StepProgram>,
+    /// Training steps at other (smaller) batch sizes.
+    other: BySize<StepProgram>,
     batch: usize,
-    eval: HashMap<usize, EvalProgram>,
+    /// The batch size of the latest step (whose gradients [`Trainer::gradients_async`] reads).
+    last: Option<usize>,
+    eval: BySize<EvalProgram>,
+    /// Losses of step programs dropped from `other` before they were reported.
+    dropped_losses: Vec<(u64, f32)>,
 }
 
 impl Trainer {
     /// A trainer for `config` with parameters initialised from `seed` (PyTorch's default
-    /// initialisation), stepping `batch` images at a time.
-    pub fn new(
+    /// initialisation), stepping up to `batch` images at a time.
+    pub async fn new_async(
         device: Device,
         config: AutoencoderConfig,
         batch: usize,
@@ -63,11 +101,11 @@ impl Trainer {
         seed: u64,
     ) -> Result<Self> {
         let params = init_params(&config.params(), seed);
-        Self::with_params(device, config, batch, optimizer, params)
+        Self::with_params_async(device, config, batch, optimizer, params).await
     }
 
     /// A trainer starting from given parameter values (state_dict names).
-    pub fn with_params(
+    pub async fn with_params_async(
         device: Device,
         config: AutoencoderConfig,
         batch: usize,
@@ -79,22 +117,16 @@ impl Trainer {
         }
         config.check()?;
         let session = Session::new(device, params, &|_| false, Some(optimizer))?;
-        let (graph, input, loss, grads) = training_graph(&config, batch, &|_| false)?;
-        let program = session.compile(
-            graph,
-            ProgramSpec {
-                loss: Some(loss),
-                fetch: vec![],
-                grads: Some(grads),
-            },
-        )?;
+        let train = compile_step(&session, &config, batch, false).await?;
         Ok(Trainer {
             config,
             session,
-            program: Some(program),
-            input,
+            train: Some(train),
+            other: BySize::new(OTHER_STEP_SIZES),
             batch,
-            eval: HashMap::new(),
+            last: None,
+            eval: BySize::new(EVAL_SIZES),
+            dropped_losses: Vec::new(),
         })
     }
 
@@ -128,10 +160,12 @@ impl Trainer {
         Ok(Trainer {
             config,
             session,
-            program: None,
-            input: NodeId(0),
+            train: None,
+            other: BySize::new(OTHER_STEP_SIZES),
             batch: 0,
-            eval: HashMap::new(),
+            last: None,
+            eval: BySize::new(EVAL_SIZES),
+            dropped_losses: Vec::new(),
         })
     }
 
@@ -141,6 +175,10 @@ impl Trainer {
     pub fn session(&self) -> &Session {
         &self.session
     }
+    pub fn device(&self) -> &Device {
+        self.session.device()
+    }
+    /// The largest batch a step takes (the size the training step was compiled for).
     pub fn batch(&self) -> usize {
         self.batch
     }
@@ -150,87 +188,237 @@ impl Trainer {
     }
     /// The training step's memory plan (None for an inference-only model).
     pub fn memory(&self) -> Option<&MemoryPlan> {
-        self.program.as_ref().map(|p| p.memory())
+        self.train.as_ref().map(|p| p.program.memory())
     }
-    /// The compiled training step (None for an inference-only model).
+    /// The compiled training step at the trainer's batch size (None for an inference-only
+    /// model).
     pub fn program(&self) -> Option<&Program> {
-        self.program.as_ref()
+        self.train.as_ref().map(|p| &p.program)
+    }
+    /// The batch sizes other than [`Trainer::batch`] that have a compiled step, least recently
+    /// used first.
+    pub fn other_step_sizes(&self) -> Vec<usize> {
+        self.other.sizes()
     }
 
-    /// One step on `images` (`[batch, C, H, W]`). The loss is reported later by
-    /// [`Trainer::losses`]; on a GPU this does not wait for the device.
-    pub fn step(&mut self, images: &Tensor) -> Result<()> {
-        let program = self.program.as_mut().ok_or_else(inference_only)?;
-        self.session
-            .step(program, &[(self.input, Feed::Data(images))])
-    }
-
-    /// One step on `images` with every dispatch timed (see [`crate::exec::Profile`]).
-    /// Waits until the training program runs its final matmul kernels (see
-    /// [`Session::finish_tier_up`]); for benchmarks. Results are the same either way.
-    pub fn finish_tier_up(&mut self) -> Result<()> {
-        match self.program.as_mut() {
-            Some(p) => self.session.finish_tier_up(p),
-            None => Ok(()),
-        }
-    }
-
-    /// One training step on `images` with every dispatch timed (GPU timestamps where the adapter
-    /// has them); the step counts like any other.
-    pub fn profile(&mut self, images: &Tensor) -> Result<crate::exec::Profile> {
-        let program = self.program.as_mut().ok_or_else(inference_only)?;
-        self.session
-            .profile(program, &[(self.input, Feed::Data(images))], true)
-    }
-
-    /// `(step, loss)` of every finished step not yet reported, without waiting.
-    pub fn losses(&mut self) -> Result<Vec<(u64, f32)>> {
-        self.collect_losses(false)
-    }
-
-    /// As [`Trainer::losses`], waiting for every step submitted so far.
-    pub fn flush_losses(&mut self) -> Result<Vec<(u64, f32)>> {
-        self.collect_losses(true)
-    }
-
-    /// Finished losses keyed by optimizer step (the program counts its own runs, which start
-    /// after any resumed steps).
-    fn collect_losses(&mut self, wait: bool) -> Result<Vec<(u64, f32)>> {
-        let program = self.program.as_mut().ok_or_else(inference_only)?;
-        let offset = self.session.step_count() - program.runs();
-        let losses = if wait {
-            self.session.flush_losses(program)?
+    /// One step on `images` (`[N, C, H, W]`, N up to [`Trainer::batch`]). Returns once
+    /// submitted; the loss is reported later by [`Trainer::losses`]. Waits only when several
+    /// steps are still in flight on the device ([`Trainer::ready`] says whether it would), or
+    /// to compile the step for a batch size met for the first time.
+    pub async fn step_async<'a>(&mut self, images: impl Into<Images<'a>>) -> Result<()> {
+        let images = images.into();
+        let train = self.train.as_mut().ok_or_else(inference_only)?;
+        let n = images.batch("step", self.config.image, self.batch)?;
+        if n == self.batch {
+            let feeds = [(train.input, images.feed())];
+            self.session.step_async(&mut train.program, &feeds).await?;
         } else {
-            self.session.losses(program)?
-        };
-        Ok(losses
-            .into_iter()
-            .map(|(run, l)| (run + offset, l))
-            .collect())
+            let mut p = match self.other.take(n) {
+                Some(p) => p,
+                None => compile_step(&self.session, &self.config, n, true).await?,
+            };
+            let feeds = [(p.input, images.feed())];
+            let r = self.session.step_async(&mut p.program, &feeds).await;
+            self.keep_other(n, p).await?;
+            r?;
+        }
+        self.last = Some(n);
+        Ok(())
     }
 
-    /// The gradients of the latest step, by parameter name (waits for the device).
-    pub fn gradients(&self) -> Result<Vec<(String, Tensor)>> {
-        match &self.program {
-            Some(p) => self.session.gradients(p),
-            None => Err(inference_only()),
+    /// Keeps a step program for batch size `n`, collecting the losses of the one it displaces.
+    async fn keep_other(&mut self, n: usize, p: StepProgram) -> Result<()> {
+        for (_, mut old) in self.other.put(n, p) {
+            let l = self.session.flush_losses_async(&mut old.program).await?;
+            self.dropped_losses.extend(l);
+        }
+        Ok(())
+    }
+
+    /// Whether a full-batch step could be submitted now without waiting for the device. For a
+    /// host's frame loop: step when this says so, and the frame never stalls.
+    pub fn ready(&mut self) -> Result<bool> {
+        let train = self.train.as_mut().ok_or_else(inference_only)?;
+        self.session.ready(&mut train.program)
+    }
+
+    /// Records one full-batch training step into the host's `encoder`; the host submits it and
+    /// then reports so with [`Trainer::submitted`] (which starts the loss read-back). Never
+    /// waits: fails if too many steps are in flight (see [`Trainer::ready`]).
+    pub fn record_step<'a>(
+        &mut self,
+        images: impl Into<Images<'a>>,
+        encoder: &mut wgpu::CommandEncoder,
+    ) -> Result<Recorded> {
+        let images = images.into();
+        let train = self.train.as_mut().ok_or_else(inference_only)?;
+        let n = images.batch("record_step", self.config.image, self.batch)?;
+        if n != self.batch {
+            return Err(Error::invalid(
+                "record_step",
+                format!(
+                    "records full batches of {} images only, got {n}: step smaller batches with step_async",
+                    self.batch
+                ),
+            ));
+        }
+        let feeds = [(train.input, images.feed())];
+        let r = self
+            .session
+            .record_step(&mut train.program, &feeds, encoder)?;
+        self.last = Some(n);
+        Ok(r)
+    }
+
+    /// The host has submitted the encoder holding `recorded`.
+    pub fn submitted(&mut self, recorded: Recorded) -> Result<()> {
+        let train = self.train.as_mut().ok_or_else(inference_only)?;
+        self.session.submitted(&mut train.program, recorded)
+    }
+
+    /// The full-batch training step's loss on the GPU (`[1]`): the latest step's, once it has
+    /// finished on the device. For a host that reads or draws it itself.
+    pub fn loss_output(&self) -> Result<GpuTensor> {
+        let train = self.train.as_ref().ok_or_else(inference_only)?;
+        self.session.output(&train.program, train.loss)
+    }
+
+    /// One full-batch training step with every dispatch timed (GPU timestamps where the adapter
+    /// has them); the step counts like any other.
+    pub async fn profile_async<'a>(
+        &mut self,
+        images: impl Into<Images<'a>>,
+    ) -> Result<crate::exec::Profile> {
+        let images = images.into();
+        let train = self.train.as_mut().ok_or_else(inference_only)?;
+        images.batch("profile", self.config.image, self.batch)?;
+        let feeds = [(train.input, images.feed())];
+        let p = self
+            .session
+            .profile_async(&mut train.program, &feeds, true)
+            .await?;
+        self.last = Some(self.batch);
+        Ok(p)
+    }
+
+    /// `(step, loss)` of every finished step not yet reported, oldest first, without waiting.
+    pub fn losses(&mut self) -> Result<Vec<(u64, f32)>> {
+        let train = self.train.as_mut().ok_or_else(inference_only)?;
+        let mut all = std::mem::take(&mut self.dropped_losses);
+        all.extend(self.session.losses(&mut train.program)?);
+        for p in self.other.values_mut() {
+            all.extend(self.session.losses(&mut p.program)?);
+        }
+        all.sort_by_key(|l| l.0);
+        Ok(all)
+    }
+
+    /// As [`Trainer::losses`], once every step submitted so far has finished.
+    pub async fn flush_losses_async(&mut self) -> Result<Vec<(u64, f32)>> {
+        let train = self.train.as_mut().ok_or_else(inference_only)?;
+        let mut all = std::mem::take(&mut self.dropped_losses);
+        all.extend(self.session.flush_losses_async(&mut train.program).await?);
+        for p in self.other.values_mut() {
+            all.extend(self.session.flush_losses_async(&mut p.program).await?);
+        }
+        all.sort_by_key(|l| l.0);
+        Ok(all)
+    }
+
+    /// The gradients of the latest step, by parameter name, read back.
+    pub async fn gradients_async(&mut self) -> Result<Vec<(String, Tensor)>> {
+        let n = self.last.unwrap_or(self.batch);
+        if n == self.batch {
+            let train = self.train.as_ref().ok_or_else(inference_only)?;
+            return self.session.gradients_async(&train.program).await;
+        }
+        let p = self
+            .other
+            .take(n)
+            .ok_or_else(|| Error::invalid("gradients", "the latest step's program was dropped"))?;
+        let r = self.session.gradients_async(&p.program).await;
+        self.other.put(n, p);
+        r
+    }
+
+    /// Runs the model on `images` without training and reads back `(loss, reconstruction,
+    /// code)`.
+    pub async fn evaluate_async<'a>(
+        &mut self,
+        images: impl Into<Images<'a>>,
+    ) -> Result<(f32, Tensor, Tensor)> {
+        let images = images.into();
+        let n = images.batch("evaluate", self.config.image, 0)?;
+        let ev = self.eval_run(n, images).await?;
+        let read = async {
+            let s = &self.session;
+            let l = s.fetch_async(&ev.program, ev.loss).await?;
+            let r = s.fetch_async(&ev.program, ev.reconstruction).await?;
+            let c = s.fetch_async(&ev.program, ev.code).await?;
+            Ok((l.data[0], r, c))
+        }
+        .await;
+        self.eval.put(n, ev);
+        read
+    }
+
+    /// Runs the model on `images` without training and leaves the outputs on the GPU (nothing
+    /// is read back). Returns once submitted. GPU sessions only.
+    pub async fn evaluate_gpu_async<'a>(
+        &mut self,
+        images: impl Into<Images<'a>>,
+    ) -> Result<GpuOutputs> {
+        let images = images.into();
+        let n = images.batch("evaluate", self.config.image, 0)?;
+        let ev = self.eval_run(n, images).await?;
+        let s = &self.session;
+        let out = (|| {
+            Ok(GpuOutputs {
+                loss: s.output(&ev.program, ev.loss)?,
+                reconstruction: s.output(&ev.program, ev.reconstruction)?,
+                code: s.output(&ev.program, ev.code)?,
+            })
+        })();
+        self.eval.put(n, ev);
+        out
+    }
+
+    /// Runs the evaluation program for batch size `n` (compiling it on first use); the caller
+    /// puts it back into `self.eval`.
+    async fn eval_run(&mut self, n: usize, images: Images<'_>) -> Result<EvalProgram> {
+        let mut ev = match self.eval.take(n) {
+            Some(ev) => ev,
+            None => self.build_eval(n).await?,
+        };
+        let feeds = [(ev.input, images.feed())];
+        match self.session.run_async(&mut ev.program, &feeds).await {
+            Ok(()) => Ok(ev),
+            Err(e) => {
+                self.eval.put(n, ev);
+                Err(e)
+            }
         }
     }
 
-    fn build_eval(&self, batch: usize) -> Result<EvalProgram> {
+    async fn build_eval(&self, batch: usize) -> Result<EvalProgram> {
         let mut g = Graph::new();
         let n = self.config.forward(&mut g, batch)?;
         g.set_layer("loss (MSE)");
         let loss = g.mse_loss(n.reconstruction, n.input)?;
         fuse_activations(&mut g, &[n.code]);
-        let program = self.session.compile(
-            g,
-            ProgramSpec {
-                loss: Some(loss),
-                fetch: vec![n.reconstruction, n.code],
-                grads: None,
-            },
-        )?;
+        // The loss is fetched with the outputs, not reported through the loss ring.
+        let program = self
+            .session
+            .compile_async(
+                g,
+                ProgramSpec {
+                    loss: None,
+                    fetch: vec![loss, n.reconstruction, n.code],
+                    grads: None,
+                    occasional: batch != self.batch,
+                },
+            )
+            .await?;
         Ok(EvalProgram {
             program,
             input: n.input,
@@ -240,45 +428,123 @@ impl Trainer {
         })
     }
 
-    /// Runs the model on `images` without training: `(loss, reconstruction, code)`.
-    pub fn evaluate(&mut self, images: &Tensor) -> Result<(f32, Tensor, Tensor)> {
-        let batch = images.shape.dims().first().copied().unwrap_or(0);
-        let want = {
-            let [c, h, w] = self.config.image;
-            crate::shape::Shape::new([batch, c, h, w])
-        };
-        if batch == 0 || images.shape != want {
-            return Err(Error::invalid(
-                "evaluate",
-                format!("images {} should be [N, C, H, W] = {want}", images.shape),
-            ));
-        }
-        let mut ev = match self.eval.remove(&batch) {
-            Some(ev) => ev,
-            None => self.build_eval(batch)?,
-        };
-        let mut run = || -> Result<(f32, Tensor, Tensor)> {
-            let p = &mut ev.program;
-            self.session.run(p, &[(ev.input, Feed::Data(images))])?;
-            let l = self.session.fetch(p, ev.loss)?;
-            let r = self.session.fetch(p, ev.reconstruction)?;
-            let c = self.session.fetch(p, ev.code)?;
-            // The loss was read directly; drop its ring copy.
-            self.session.flush_losses(p)?;
-            Ok((l.data[0], r, c))
-        };
-        let result = run();
-        self.eval.insert(batch, ev);
-        result
-    }
-
-    /// Parameters, optimizer state and step count (waits for the device).
-    pub fn state(&self) -> Result<State> {
-        self.session.state()
+    /// Parameters, optimizer state and step count, read back.
+    pub async fn state_async(&self) -> Result<State> {
+        self.session.state_async().await
     }
 
     /// Restores a state (see [`Session::load_state`]).
     pub fn load_state(&mut self, s: &State) -> Result<()> {
         self.session.load_state(s)
     }
+}
+
+/// Blocking twins (native only): each waits on this thread for at most the context's
+/// [`crate::Options::wait_timeout`].
+#[cfg(not(target_arch = "wasm32"))]
+impl Trainer {
+    /// Blocking [`Trainer::new_async`].
+    pub fn new(
+        device: Device,
+        config: AutoencoderConfig,
+        batch: usize,
+        optimizer: Optimizer,
+        seed: u64,
+    ) -> Result<Self> {
+        device.clone().block_on(
+            "trainer",
+            Self::new_async(device, config, batch, optimizer, seed),
+        )
+    }
+
+    /// Blocking [`Trainer::with_params_async`].
+    pub fn with_params(
+        device: Device,
+        config: AutoencoderConfig,
+        batch: usize,
+        optimizer: Optimizer,
+        params: Vec<(String, Tensor)>,
+    ) -> Result<Self> {
+        device.clone().block_on(
+            "trainer",
+            Self::with_params_async(device, config, batch, optimizer, params),
+        )
+    }
+
+    /// Blocking [`Trainer::step_async`].
+    pub fn step<'a>(&mut self, images: impl Into<Images<'a>>) -> Result<()> {
+        let device = self.device().clone();
+        device.block_on("step", self.step_async(images))
+    }
+
+    /// Blocking [`Trainer::profile_async`].
+    pub fn profile<'a>(&mut self, images: impl Into<Images<'a>>) -> Result<crate::exec::Profile> {
+        let device = self.device().clone();
+        device.block_on("profile", self.profile_async(images))
+    }
+
+    /// Blocking [`Trainer::flush_losses_async`].
+    pub fn flush_losses(&mut self) -> Result<Vec<(u64, f32)>> {
+        let device = self.device().clone();
+        device.block_on("losses", self.flush_losses_async())
+    }
+
+    /// Blocking [`Trainer::gradients_async`].
+    pub fn gradients(&mut self) -> Result<Vec<(String, Tensor)>> {
+        let device = self.device().clone();
+        device.block_on("gradients", self.gradients_async())
+    }
+
+    /// Blocking [`Trainer::evaluate_async`].
+    pub fn evaluate<'a>(&mut self, images: impl Into<Images<'a>>) -> Result<(f32, Tensor, Tensor)> {
+        let device = self.device().clone();
+        device.block_on("evaluate", self.evaluate_async(images))
+    }
+
+    /// Blocking [`Trainer::evaluate_gpu_async`] (it waits only for a first compile at a new
+    /// batch size).
+    pub fn evaluate_gpu<'a>(&mut self, images: impl Into<Images<'a>>) -> Result<GpuOutputs> {
+        let device = self.device().clone();
+        device.block_on("evaluate", self.evaluate_gpu_async(images))
+    }
+
+    /// Blocking [`Trainer::state_async`].
+    pub fn state(&self) -> Result<State> {
+        self.device().block_on("state", self.state_async())
+    }
+
+    /// Waits until the training program runs its final matmul kernels (see
+    /// [`Session::finish_tier_up`]); for benchmarks. Results are the same either way.
+    pub fn finish_tier_up(&mut self) -> Result<()> {
+        match self.train.as_mut() {
+            Some(p) => self.session.finish_tier_up(&mut p.program),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The training step of `config` at `batch` images, compiled for `session`.
+async fn compile_step(
+    session: &Session,
+    config: &AutoencoderConfig,
+    batch: usize,
+    occasional: bool,
+) -> Result<StepProgram> {
+    let (graph, input, loss, grads) = training_graph(config, batch, &|_| false)?;
+    let program = session
+        .compile_async(
+            graph,
+            ProgramSpec {
+                loss: Some(loss),
+                fetch: vec![],
+                grads: Some(grads),
+                occasional,
+            },
+        )
+        .await?;
+    Ok(StepProgram {
+        program,
+        input,
+        loss,
+    })
 }

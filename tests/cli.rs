@@ -39,7 +39,10 @@ fn ok(args: &[&str]) -> String {
 /// The backends to check: the CPU reference and every GPU backend present.
 fn backends() -> Vec<&'static str> {
     let mut b = vec!["cpu"];
-    for ctx in wgrad::GpuContext::all().into_iter().flatten() {
+    for ctx in wgrad::GpuContext::all(&wgrad::Options::default())
+        .into_iter()
+        .flatten()
+    {
         match ctx.backend() {
             wgpu::Backend::Vulkan => b.push("vulkan"),
             wgpu::Backend::Gl => b.push("gl"),

@@ -151,7 +151,7 @@ fn bench_profile_times_every_dispatch_of_a_step() {
     let adapters = v.as_array().expect("one profile per adapter");
     assert_eq!(adapters.len(), present.len());
     // Every launch of the step's program, plus the one optimizer dispatch.
-    let expected = wgrad::GpuContext::all()
+    let expected = wgrad::GpuContext::all(&wgrad::Options::default())
         .into_iter()
         .find_map(|c| c.ok())
         .map(|ctx| {

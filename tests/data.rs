@@ -709,13 +709,17 @@ fn data_spec_idx_without_test_file_holds_out_a_tenth() {
 
 #[test]
 fn batch_order_is_deterministic_and_covers_each_epoch() {
-    let o = BatchOrder::new(103, 10, true, 77).unwrap();
+    let o = BatchOrder::new(103, 10, true, 77)
+        .unwrap()
+        .dropping_last(true);
     assert_eq!(o.batches_per_epoch(), 10); // the last 3 are dropped
     let e0 = o.epoch(0);
     assert_eq!(e0, o.epoch(0));
-    assert_eq!(e0, BatchOrder::new(103, 10, true, 77).unwrap().epoch(0));
+    let same = BatchOrder::new(103, 10, true, 77).unwrap();
+    assert_eq!(e0, same.dropping_last(true).epoch(0));
     assert_ne!(e0, o.epoch(1));
-    assert_ne!(e0, BatchOrder::new(103, 10, true, 78).unwrap().epoch(0));
+    let other = BatchOrder::new(103, 10, true, 78).unwrap();
+    assert_ne!(e0, other.dropping_last(true).epoch(0));
     for e in 0..5 {
         let batches = o.epoch(e);
         assert_eq!(batches.len(), 10);
@@ -731,12 +735,25 @@ fn batch_order_is_deterministic_and_covers_each_epoch() {
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 103);
+    // Without drop_last (the default) every item is seen every epoch, the remainder last.
+    let keep = BatchOrder::new(103, 10, true, 77).unwrap();
+    assert_eq!(keep.batches_per_epoch(), 11);
+    for e in 0..3 {
+        let batches = keep.epoch(e);
+        assert_eq!(batches.last().unwrap().len(), 3);
+        let mut seen = batches.concat();
+        seen.sort();
+        assert_eq!(seen, (0..103).collect::<Vec<_>>());
+    }
 }
 
 #[test]
 fn batch_order_without_shuffle_is_file_order() {
     let o = BatchOrder::new(10, 4, false, 5).unwrap();
-    assert_eq!(o.epoch(0), vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]]);
+    assert_eq!(
+        o.epoch(0),
+        vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]
+    );
     assert_eq!(o.epoch(3), o.epoch(0));
     let exact = BatchOrder::new(8, 4, false, 5).unwrap();
     assert_eq!(exact.epoch(1).concat(), (0..8).collect::<Vec<_>>());
@@ -746,11 +763,11 @@ fn batch_order_without_shuffle_is_file_order() {
 fn batch_order_position_resumes_exactly() {
     let o = BatchOrder::new(57, 8, true, 3).unwrap();
     let per = o.batches_per_epoch() as u64;
-    assert_eq!(per, 7);
+    assert_eq!(per, 8);
     assert_eq!(o.position(0), (0, 0));
-    assert_eq!(o.position(6), (0, 6));
-    assert_eq!(o.position(7), (1, 0));
-    assert_eq!(o.position(23), (3, 2));
+    assert_eq!(o.position(7), (0, 7));
+    assert_eq!(o.position(8), (1, 0));
+    assert_eq!(o.position(26), (3, 2));
     // An uninterrupted run's batches, step by step…
     let run: Vec<Vec<usize>> = (0..4).flat_map(|e| o.epoch(e)).collect();
     // …are what a run resumed at any step computes from the step alone.

@@ -110,8 +110,8 @@ fn finite_differences(cross_entropy: bool) {
             b.graph,
             ProgramSpec {
                 loss: Some(b.loss),
-                fetch: vec![],
                 grads: Some(grads),
+                ..Default::default()
             },
         )
         .unwrap();
@@ -206,8 +206,8 @@ fn frozen_parameters_keep_their_bits_and_get_no_gradient() {
             graph,
             ProgramSpec {
                 loss: Some(loss),
-                fetch: vec![],
                 grads: Some(grads),
+                ..Default::default()
             },
         )
         .unwrap();
@@ -250,8 +250,8 @@ fn frozen_encoder_computes_fewer_kernels() {
             graph,
             ProgramSpec {
                 loss: Some(loss),
-                fetch: vec![],
                 grads: Some(grads),
+                ..Default::default()
             },
         )
         .unwrap()

@@ -95,8 +95,8 @@ fn print_training(t: &TrainingFigures) {
     );
 }
 
-pub fn run(args: BenchArgs) -> Result<()> {
-    let opened = select::open(&Selection::parse(&args.backend)?)?;
+pub fn run(args: BenchArgs, engine: &wgrad::Options) -> Result<()> {
+    let opened = select::open(&Selection::parse(&args.backend)?, engine)?;
     let opts = if args.quick {
         Options::quick()
     } else {

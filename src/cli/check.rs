@@ -72,9 +72,9 @@ fn summary(report: &Report, seconds: f64) -> String {
     )
 }
 
-pub fn run(args: CheckArgs) -> Result<()> {
+pub fn run(args: CheckArgs, engine: &wgrad::Options) -> Result<()> {
     let start = Instant::now();
-    let opened = select::open(&Selection::parse(&args.backend)?)?;
+    let opened = select::open(&Selection::parse(&args.backend)?, engine)?;
     let cases = check::catalogue(TRAIN_BATCH);
     if !args.json {
         for ctx in &opened.contexts {

@@ -30,8 +30,12 @@ pub struct ClassifyArgs {
     pub hidden: usize,
     #[arg(long, default_value_t = 5)]
     pub epochs: u64,
+    /// Images per step (the last batch of an epoch holds the remainder unless --drop-last).
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// Drop the last, partial batch of each epoch instead of training on it.
+    #[arg(long)]
+    pub drop_last: bool,
     #[command(flatten)]
     pub optim: OptimizerArgs,
     #[arg(long)]
@@ -59,7 +63,7 @@ fn load_all(spec: &str, c: usize, size: (usize, usize), seed: u64) -> Result<Dat
     }
 }
 
-pub fn run(args: ClassifyArgs) -> Result<()> {
+pub fn run(args: ClassifyArgs, engine: &wgrad::Options) -> Result<()> {
     let saved = load_model(&args.ckpt)?;
     let config = config(args.config.as_deref(), Some(&saved))?;
     let [c, h, w] = config.image;
@@ -71,7 +75,7 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
     let train_labels = labels_of(&split.train, "training")?;
     let test_labels = labels_of(&test, "test")?;
     let classes = split.train.num_classes().max(test.num_classes());
-    let dev = device(args.backend)?;
+    let dev = device(args.backend, engine)?;
     let adapter = dev.describe();
     let optimizer = args.optim.build()?;
     let mut clf = Classifier::new(
@@ -86,7 +90,8 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
         args.seed,
     )
     .map_err(|e| e.in_file(args.ckpt.display()))?;
-    let order = BatchOrder::new(split.train.len(), args.batch, true, args.seed)?;
+    let order = BatchOrder::new(split.train.len(), args.batch, true, args.seed)?
+        .dropping_last(args.drop_last);
     let steps = args.epochs * order.batches_per_epoch() as u64;
     let mode = if args.joint {
         "trained jointly"

@@ -1,16 +1,98 @@
-//! What several subcommands share: choosing the device, the optimizer flags, opening a model
-//! from a checkpoint, and evaluating over a whole dataset.
+//! What several subcommands share: the engine options (flags and `WGRAD_*` variables),
+//! choosing the device, the optimizer flags, opening a model from a checkpoint, and evaluating
+//! over a whole dataset.
 
 use clap::{Args, ValueEnum};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wgrad::data::Dataset;
 use wgrad::exec::Device;
+use wgrad::gpu::tune::TuneMode;
 use wgrad::gpu::{AdapterChoice, BackendKind, GpuContext};
 use wgrad::io::{SavedModel, load_model};
 use wgrad::nn::{AutoencoderConfig, Optimizer};
 use wgrad::train::Trainer;
-use wgrad::{AdamConfig, Error, Result, SgdConfig, Tensor};
+use wgrad::{AdamConfig, Error, Options, Result, SgdConfig, Tensor};
+
+/// Engine options, for every subcommand. A flag wins over its `WGRAD_*` variable.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Matmul autotuning: on (measure new shapes), cached (use the cache, else the cost model)
+    /// or off [env: WGRAD_TUNE; default: cached on CPU drivers, on elsewhere]
+    #[arg(long, global = true, value_name = "MODE")]
+    pub tune: Option<String>,
+    /// Where tune caches are kept [env: WGRAD_CACHE_DIR; default: $XDG_CACHE_HOME/wgrad, else
+    /// ~/.cache/wgrad]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Keep no tune cache on disk (winners live in memory for the run).
+    #[arg(long, global = true, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+    /// Start matmuls on a quick-to-compile kernel and swap in the final ones from a background
+    /// thread: on or off [env: WGRAD_TIERED; default: on for CPU drivers]
+    #[arg(long, global = true, value_name = "ON|OFF")]
+    pub tier_up: Option<String>,
+}
+
+fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+/// `on`/`off` (also `1`/`0`, `true`/`false`).
+fn switch(name: &str, v: &str) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "on" | "1" | "true" => Ok(true),
+        "off" | "0" | "false" => Ok(false),
+        other => Err(Error::invalid(
+            name,
+            format!("'{other}': expected on or off"),
+        )),
+    }
+}
+
+/// Where the command keeps tune caches: `$WGRAD_CACHE_DIR`, else `$XDG_CACHE_HOME/wgrad`,
+/// else `~/.cache/wgrad` (`None` where none of them is set).
+pub fn default_cache_dir() -> Option<PathBuf> {
+    env("WGRAD_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("wgrad")))
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache").join("wgrad")))
+}
+
+impl EngineArgs {
+    /// The engine options: flags, else `WGRAD_TUNE`, `WGRAD_CACHE_DIR`, `WGRAD_TIERED` and
+    /// `WGRAD_BACKEND` (the adapter `--backend auto` takes), else the defaults.
+    pub fn options(&self) -> Result<Options> {
+        let tune = match self.tune.clone().or_else(|| env("WGRAD_TUNE")) {
+            Some(m) => Some(TuneMode::parse(&m).map_err(|_| {
+                Error::invalid(
+                    "--tune / WGRAD_TUNE",
+                    format!("'{m}': expected on, cached or off"),
+                )
+            })?),
+            None => None,
+        };
+        let tier_up = match self.tier_up.clone().or_else(|| env("WGRAD_TIERED")) {
+            Some(v) => Some(switch("--tier-up / WGRAD_TIERED", &v)?),
+            None => None,
+        };
+        let cache_dir = match self.no_cache {
+            true => None,
+            false => self.cache_dir.clone().or_else(default_cache_dir),
+        };
+        let adapter = match env("WGRAD_BACKEND") {
+            Some(v) if v != "auto" => AdapterChoice::backend(BackendKind::parse(&v)?),
+            _ => AdapterChoice::default(),
+        };
+        Ok(Options {
+            adapter,
+            tune,
+            cache_dir,
+            tier_up,
+            ..Options::default()
+        })
+    }
+}
 
 /// `--backend`: a GPU backend, `cpu` for the reference, or `auto`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -23,18 +105,23 @@ pub enum BackendArg {
     Cpu,
 }
 
-/// The device `--backend` names. `auto` takes `WGRAD_BACKEND` or the best adapter, and falls
-/// back to the CPU reference, with a one-line warning, when the machine has no GPU adapter.
-pub fn device(b: BackendArg) -> Result<Device> {
+/// The device `--backend` names. `auto` takes the options' adapter (`WGRAD_BACKEND`, else the
+/// best one), and falls back to the CPU reference, with a one-line warning, when the machine
+/// has no GPU adapter.
+pub fn device(b: BackendArg, options: &Options) -> Result<Device> {
     let choice = match b {
         BackendArg::Cpu => return Ok(Device::Cpu),
-        BackendArg::Auto => AdapterChoice::from_env()?,
+        BackendArg::Auto => options.adapter.clone(),
         BackendArg::Vulkan => AdapterChoice::backend(BackendKind::Vulkan),
         BackendArg::Metal => AdapterChoice::backend(BackendKind::Metal),
         BackendArg::Dx12 => AdapterChoice::backend(BackendKind::Dx12),
         BackendArg::Gl => AdapterChoice::backend(BackendKind::Gl),
     };
-    match GpuContext::new(&choice) {
+    let opts = Options {
+        adapter: choice.clone(),
+        ..options.clone()
+    };
+    match GpuContext::new(&opts) {
         Ok(ctx) => Ok(Device::Gpu(Arc::new(ctx))),
         Err(Error::NoAdapter(why)) if b == BackendArg::Auto && choice.backend.is_none() => {
             eprintln!(

@@ -2,16 +2,15 @@
 
 use wgrad::gpu::{GpuContext, backend_name};
 
-pub fn run() -> wgrad::Result<()> {
-    let contexts = GpuContext::all();
+pub fn run(engine: &wgrad::Options) -> wgrad::Result<()> {
+    let contexts = GpuContext::all(engine);
     if contexts.is_empty() {
         println!(
             "no GPU adapters found (on Linux without a GPU: apt-get install mesa-vulkan-drivers)"
         );
         return Ok(());
     }
-    let chosen = wgrad::gpu::AdapterChoice::from_env()
-        .and_then(|c| GpuContext::new(&c))
+    let chosen = GpuContext::new(engine)
         .map(|c| (c.info.name.clone(), c.info.backend))
         .ok();
     for (i, ctx) in contexts.into_iter().enumerate() {

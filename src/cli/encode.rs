@@ -40,8 +40,12 @@ pub fn codes(model: &mut Trainer, data: &Dataset, batch: usize) -> Result<Tensor
     Tensor::new([data.len(), width], out)
 }
 
-pub fn run(args: EncodeArgs) -> Result<()> {
-    let mut model = open_model(&args.ckpt, args.config.as_deref(), device(args.backend)?)?;
+pub fn run(args: EncodeArgs, engine: &wgrad::Options) -> Result<()> {
+    let mut model = open_model(
+        &args.ckpt,
+        args.config.as_deref(),
+        device(args.backend, engine)?,
+    )?;
     let [c, h, w] = model.config().image;
     let split = DataSpec::parse(&args.data)?.load(c, (h, w), args.seed)?;
     let mut file = Checkpoint::new();

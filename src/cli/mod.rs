@@ -12,6 +12,7 @@ mod train;
 mod tune;
 
 use clap::{Parser, Subcommand};
+use common::EngineArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -22,6 +23,8 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -46,15 +49,18 @@ pub enum Command {
     Tune(tune::TuneArgs),
 }
 
+/// Runs a subcommand with the engine options its flags and the `WGRAD_*` variables give (the
+/// only place wgrad reads the environment).
 pub fn run(cli: Cli) -> wgrad::Result<()> {
+    let o = cli.engine.options()?;
     match cli.command {
-        Command::Train(a) => train::run(a),
-        Command::Reconstruct(a) => reconstruct::run(a),
-        Command::Classify(a) => classify::run(a),
-        Command::Encode(a) => encode::run(a),
-        Command::Devices => devices::run(),
-        Command::Check(args) => check::run(args),
-        Command::Bench(args) => bench::run(args),
-        Command::Tune(args) => tune::run(args),
+        Command::Train(a) => train::run(a, &o),
+        Command::Reconstruct(a) => reconstruct::run(a, &o),
+        Command::Classify(a) => classify::run(a, &o),
+        Command::Encode(a) => encode::run(a, &o),
+        Command::Devices => devices::run(&o),
+        Command::Check(args) => check::run(args, &o),
+        Command::Bench(args) => bench::run(args, &o),
+        Command::Tune(args) => tune::run(args, &o),
     }
 }

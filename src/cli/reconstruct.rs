@@ -30,8 +30,12 @@ pub struct ReconstructArgs {
     pub backend: BackendArg,
 }
 
-pub fn run(args: ReconstructArgs) -> Result<()> {
-    let mut model = open_model(&args.ckpt, args.config.as_deref(), device(args.backend)?)?;
+pub fn run(args: ReconstructArgs, engine: &wgrad::Options) -> Result<()> {
+    let mut model = open_model(
+        &args.ckpt,
+        args.config.as_deref(),
+        device(args.backend, engine)?,
+    )?;
     let [c, h, w] = model.config().image;
     let split = DataSpec::parse(&args.data)?.load(c, (h, w), args.seed)?;
     let data = if split.test.is_empty() {

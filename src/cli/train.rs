@@ -28,9 +28,14 @@ pub struct TrainArgs {
     /// Train until this many optimizer steps in total (a resumed run counts its earlier steps).
     #[arg(long)]
     pub steps: Option<u64>,
-    /// Images per step.
+    /// Images per step. The last batch of an epoch holds the remainder (fewer images) unless
+    /// --drop-last; a data set smaller than this is one batch.
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// Drop the last, partial batch of each epoch (a different remainder each epoch when
+    /// shuffling) instead of training on it.
+    #[arg(long)]
+    pub drop_last: bool,
     #[command(flatten)]
     pub optim: OptimizerArgs,
     /// Seed of the initial weights, the data split and the batch order.
@@ -57,6 +62,7 @@ pub struct TrainArgs {
 const META_SEED: &str = "wgrad.seed";
 const META_BATCH: &str = "wgrad.batch";
 const META_SHUFFLE: &str = "wgrad.shuffle";
+const META_DROP_LAST: &str = "wgrad.drop_last";
 
 /// Writes the checkpoint, the loss log and curve, and (when `grid`) the reconstruction grid.
 fn save(
@@ -77,6 +83,7 @@ fn save(
         (META_SEED, args.seed.to_string()),
         (META_BATCH, args.batch.to_string()),
         (META_SHUFFLE, (!args.no_shuffle).to_string()),
+        (META_DROP_LAST, args.drop_last.to_string()),
     ];
     save_model(&args.save, t.config(), &t.state()?, opt, &extra)?;
     if !log.rows.is_empty() {
@@ -100,7 +107,7 @@ fn save(
     Ok(())
 }
 
-pub fn run(args: TrainArgs) -> Result<()> {
+pub fn run(args: TrainArgs, engine: &wgrad::Options) -> Result<()> {
     let process_start = Instant::now();
     let optimizer = args.optim.build()?;
     let saved = match &args.resume {
@@ -113,7 +120,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if split.train.is_empty() {
         return Err(Error::data(&args.data, "no training images"));
     }
-    let dev = device(args.backend)?;
+    let dev = device(args.backend, engine)?;
     let adapter = dev.describe();
     let params = match &saved {
         Some(s) => s.state.params.clone(),
@@ -144,7 +151,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             log.retain_through(state.step);
         }
     }
-    let order = BatchOrder::new(split.train.len(), args.batch, !args.no_shuffle, args.seed)?;
+    let order = BatchOrder::new(split.train.len(), args.batch, !args.no_shuffle, args.seed)?
+        .dropping_last(args.drop_last);
     let per_epoch = order.batches_per_epoch() as u64;
     let total = args
         .steps
@@ -175,20 +183,23 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let began = Instant::now();
     let mut last_loss = f32::NAN;
     let mut first_step = None;
-    let record = |t: &mut Trainer, log: &mut LossLog, flush: bool| -> Result<Option<f32>> {
-        drain(t, log, flush, start, args.batch, per_epoch, &began)
+    // Images trained on so far (the last batch of an epoch may be smaller).
+    let mut images = 0usize;
+    let record = |t: &mut Trainer, log: &mut LossLog, flush: bool, images: usize| {
+        drain(t, log, flush, images, per_epoch, &began)
     };
     for step in start..total {
         let idx = order.batch_at(step);
         let (x, _) = split.train.batch(&idx);
         t.step(&x)?;
+        images += idx.len();
         if step == start {
             // Start-up cost (adapter, pipelines, data): the time until the first step is done.
-            if let Some(l) = record(&mut t, &mut log, true)? {
+            if let Some(l) = record(&mut t, &mut log, true, images)? {
                 last_loss = l;
             }
             first_step = Some(process_start.elapsed().as_secs_f64());
-        } else if let Some(l) = record(&mut t, &mut log, false)? {
+        } else if let Some(l) = record(&mut t, &mut log, false, images)? {
             last_loss = l;
         }
         bar.set_position(step + 1 - start);
@@ -199,7 +210,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let end_of_epoch = (step + 1) % per_epoch == 0;
         let checkpoint = args.every.is_some_and(|n| n > 0 && (step + 1) % n == 0);
         if end_of_epoch || checkpoint {
-            if let Some(l) = record(&mut t, &mut log, true)? {
+            if let Some(l) = record(&mut t, &mut log, true, images)? {
                 last_loss = l;
             }
             let test_loss = held_out_loss(&mut t, &split.test, args.batch)?;
@@ -222,7 +233,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             }
         }
     }
-    record(&mut t, &mut log, true)?;
+    record(&mut t, &mut log, true, images)?;
     bar.finish_and_clear();
     let secs = began.elapsed().as_secs_f64();
     let test_loss = held_out_loss(&mut t, &split.test, args.batch)?;
@@ -245,7 +256,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     println!(
         "trained {steps} steps in {secs:.1} s ({:.0} images/s) on {adapter}",
-        steps as f64 * args.batch as f64 / secs.max(1e-9)
+        images as f64 / secs.max(1e-9)
     );
     if let Some(f) = first_step {
         println!("first step done {f:.2} s after start (adapter, pipelines and data included)");
@@ -263,13 +274,11 @@ fn drain(
     t: &mut Trainer,
     log: &mut LossLog,
     flush: bool,
-    start: u64,
-    batch: usize,
+    images: usize,
     per_epoch: u64,
     began: &Instant,
 ) -> Result<Option<f32>> {
-    let done = t.step_count() - start;
-    let ips = (done as f64 * batch as f64 / began.elapsed().as_secs_f64().max(1e-9)) as f32;
+    let ips = (images as f64 / began.elapsed().as_secs_f64().max(1e-9)) as f32;
     let losses = if flush {
         t.flush_losses()?
     } else {

@@ -29,20 +29,22 @@ pub struct TuneArgs {
     pub clear: bool,
 }
 
-pub fn run(args: TuneArgs) -> Result<()> {
+pub fn run(args: TuneArgs, engine: &wgrad::Options) -> Result<()> {
     if args.clear {
-        let removed = tune::clear()?;
-        match tune::cache_dir() {
-            Some(d) => println!(
-                "removed {} tune cache file(s) from {}",
-                removed.len(),
-                d.display()
-            ),
-            None => println!("no cache directory (set WGRAD_CACHE_DIR or HOME)"),
+        match &engine.cache_dir {
+            Some(d) => {
+                let removed = tune::clear_in(d)?;
+                println!(
+                    "removed {} tune cache file(s) from {}",
+                    removed.len(),
+                    d.display()
+                )
+            }
+            None => println!("no cache directory (set --cache-dir, WGRAD_CACHE_DIR or HOME)"),
         }
         return Ok(());
     }
-    let ctx = match device(args.backend)? {
+    let ctx = match device(args.backend, engine)? {
         Device::Gpu(ctx) => ctx,
         Device::Cpu => {
             return Err(Error::invalid(

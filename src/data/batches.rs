@@ -13,16 +13,18 @@ const SHUFFLE_TAG: u64 = 0x6261_7463_6865_7303;
 /// The batches of `n` items of `batch` each, epoch after epoch.
 ///
 /// An epoch is one pass: with `shuffle`, a fresh seeded permutation per `(seed, epoch)`;
-/// without, file order. When `n >= batch` the last partial batch of each epoch is dropped, so
-/// every step sees a full batch (fixed-size GPU buffers, and a loss scale that does not jump
-/// at the end of each epoch); shuffling makes a different remainder go unused each epoch.
-/// When `n < batch` the epoch is one batch of all `n` items, so tiny datasets still train.
+/// without, file order. As PyTorch's `DataLoader` does by default, the last batch of an epoch
+/// holds the remainder (`n % batch` items) when `n` is not a multiple of `batch`, so every item
+/// is seen every epoch and a data set smaller than `batch` is one batch of all `n` items. With
+/// `drop_last` ([`BatchOrder::dropping_last`]) that remainder is dropped instead (a different
+/// one each epoch when shuffling), as long as one full batch remains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchOrder {
     pub n: usize,
     pub batch: usize,
     pub shuffle: bool,
     pub seed: u64,
+    pub drop_last: bool,
 }
 
 impl BatchOrder {
@@ -40,15 +42,28 @@ impl BatchOrder {
             batch,
             shuffle,
             seed,
+            drop_last: false,
         })
     }
 
-    /// Steps per epoch: `n / batch` when `n >= batch`, else 1 (0 when `n` or `batch` is 0).
+    /// The same order with the last partial batch of each epoch dropped when `drop` is set
+    /// (unless it is the only batch).
+    pub fn dropping_last(self, drop: bool) -> BatchOrder {
+        BatchOrder {
+            drop_last: drop,
+            ..self
+        }
+    }
+
+    /// Steps per epoch: `⌈n / batch⌉`, or with `drop_last` `n / batch` (at least 1); 0 when `n`
+    /// or `batch` is 0.
     pub fn batches_per_epoch(&self) -> usize {
         if self.n == 0 || self.batch == 0 {
             0
-        } else {
+        } else if self.drop_last {
             (self.n / self.batch).max(1)
+        } else {
+            self.n.div_ceil(self.batch)
         }
     }
 
@@ -95,6 +110,7 @@ mod tests {
             batch: 4,
             shuffle: true,
             seed: 1,
+            drop_last: false,
         };
         assert_eq!(o.batches_per_epoch(), 0);
         assert!(o.epoch(3).is_empty());
@@ -112,8 +128,24 @@ mod tests {
 
     #[test]
     fn small_sets_form_one_batch() {
-        let o = BatchOrder::new(3, 8, false, 0).unwrap();
-        assert_eq!(o.epoch(0), vec![vec![0, 1, 2]]);
-        assert_eq!(o.position(5), (5, 0));
+        for drop in [false, true] {
+            let o = BatchOrder::new(3, 8, false, 0).unwrap().dropping_last(drop);
+            assert_eq!(o.epoch(0), vec![vec![0, 1, 2]]);
+            assert_eq!(o.position(5), (5, 0));
+        }
+    }
+
+    #[test]
+    fn the_remainder_is_the_last_batch_unless_dropped() {
+        let o = BatchOrder::new(10, 4, false, 0).unwrap();
+        assert_eq!(o.batches_per_epoch(), 3);
+        assert_eq!(
+            o.epoch(0),
+            vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]
+        );
+        assert_eq!(o.batch_at(5), vec![8, 9]);
+        let d = o.dropping_last(true);
+        assert_eq!(d.batches_per_epoch(), 2);
+        assert_eq!(d.epoch(0), vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]]);
     }
 }

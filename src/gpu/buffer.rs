@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::pipeline::pop_scope;
+use crate::gpu::future::callback;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use std::sync::Arc;
@@ -28,6 +28,42 @@ pub struct GpuTensor {
 }
 
 impl GpuTensor {
+    /// A host application's own buffer (or the range of it from `offset`, a multiple of 4) seen
+    /// as a tensor of `shape`: to feed a program from it ([`crate::exec::Feed::Gpu`]) or to copy
+    /// results into it ([`GpuContext::copy`]), with no trip through host memory. The buffer must
+    /// belong to the device wgrad runs on; feeding from it needs `COPY_SRC` usage, copying into
+    /// it `COPY_DST`.
+    pub fn from_buffer(
+        buffer: wgpu::Buffer,
+        offset: u64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        label: &str,
+    ) -> Result<GpuTensor> {
+        let shape = shape.into();
+        let bytes = shape.numel() as u64 * 4;
+        if !offset.is_multiple_of(4)
+            || offset
+                .checked_add(bytes)
+                .is_none_or(|end| end > buffer.size())
+        {
+            return Err(Error::invalid(
+                "GpuTensor::from_buffer",
+                format!(
+                    "{label}: {shape} needs {bytes} bytes at offset {offset} (a multiple of 4), the buffer has {}",
+                    buffer.size()
+                ),
+            ));
+        }
+        Ok(GpuTensor {
+            buffer: Arc::new(buffer),
+            offset,
+            shape,
+            dtype,
+            label: label.into(),
+        })
+    }
+
     pub fn numel(&self) -> usize {
         self.shape.numel()
     }
@@ -118,17 +154,21 @@ impl GpuContext {
     /// Copies a host tensor to a new GPU tensor.
     pub fn upload(&self, label: &str, t: &Tensor) -> Result<GpuTensor> {
         let g = self.storage(label, t.shape.clone(), DType::F32)?;
-        self.queue
-            .write_buffer(&g.buffer, 0, bytemuck::cast_slice(&t.data));
+        self.write_bytes(&g, bytemuck::cast_slice(&t.data));
         Ok(g)
     }
 
     /// Copies class labels to a new u32 GPU tensor of shape `[labels.len()]`.
     pub fn upload_labels(&self, label: &str, labels: &[u32]) -> Result<GpuTensor> {
         let g = self.storage(label, Shape::new([labels.len()]), DType::U32)?;
-        self.queue
-            .write_buffer(&g.buffer, 0, bytemuck::cast_slice(labels));
+        self.write_bytes(&g, bytemuck::cast_slice(labels));
         Ok(g)
+    }
+
+    /// Queues a write of `bytes` at the start of `dst` (it lands before the next submission).
+    pub(crate) fn write_bytes(&self, dst: &GpuTensor, bytes: &[u8]) {
+        self.queue.write_buffer(&dst.buffer, dst.offset, bytes);
+        self.count_upload(bytes.len() as u64);
     }
 
     /// Overwrites a GPU tensor with host data of the same length.
@@ -145,19 +185,21 @@ impl GpuContext {
                 ),
             ));
         }
-        self.queue
-            .write_buffer(&dst.buffer, dst.offset, bytemuck::cast_slice(data));
+        self.write_bytes(dst, bytemuck::cast_slice(data));
         Ok(())
     }
 
-    /// Reads a GPU tensor back to the host, waiting for all submitted work.
-    pub fn download(&self, src: &GpuTensor) -> Result<Tensor> {
-        let bytes = self.read_bytes(&src.label, &src.buffer, src.offset, src.byte_len())?;
+    /// Reads a GPU tensor back to the host once all work submitted before the call is done.
+    pub async fn download_async(&self, src: &GpuTensor) -> Result<Tensor> {
+        let bytes = self
+            .read_bytes_async(&src.label, &src.buffer, src.offset, src.byte_len())
+            .await?;
         Tensor::new(src.shape.clone(), bytemuck::cast_slice(&bytes).to_vec())
     }
 
-    /// Reads `len` bytes at `offset` of `buffer` through a staging buffer.
-    pub fn read_bytes(
+    /// Reads `len` bytes at `offset` of `buffer` through a staging buffer, once all work
+    /// submitted before the call is done. Awaits the map; never blocks.
+    pub async fn read_bytes_async(
         &self,
         what: &str,
         buffer: &wgpu::Buffer,
@@ -167,6 +209,7 @@ impl GpuContext {
         if len == 0 {
             return Ok(Vec::new());
         }
+        let op = format!("download {what}");
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgrad readback staging"),
@@ -181,33 +224,105 @@ impl GpuContext {
             });
         enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, len);
         self.queue.submit([enc.finish()]);
-        if let Some(message) = pop_scope(scope) {
-            return Err(Error::gpu(format!("download {what}"), message));
+        if let Some(message) = self.pop_scope(&op, scope) {
+            return Err(Error::gpu(op, message));
         }
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::gpu(format!("download {what}"), e))?;
-        rx.recv()
-            .map_err(|e| Error::gpu(format!("download {what}"), e))?
-            .map_err(|e| Error::gpu(format!("download {what}"), e))?;
+        let (mapped, deliver) = callback(&self.device);
+        staging
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |r| deliver.send(r));
+        mapped.await.map_err(|e| Error::gpu(&op, e))?;
+        self.check_deferred()?;
         let data = staging
             .slice(..)
             .get_mapped_range()
-            .map_err(|e| Error::gpu(format!("download {what}"), e))?
+            .map_err(|e| Error::gpu(&op, e))?
             .to_vec();
         staging.unmap();
+        self.count_download(len);
         Ok(data)
     }
 
-    /// Waits until the device has finished all submitted work.
+    /// Resolves when the device has finished all work submitted before the call.
+    pub async fn wait_async(&self) -> Result<()> {
+        let (done, deliver) = callback(&self.device);
+        self.queue.on_submitted_work_done(move || deliver.send(()));
+        done.await;
+        self.check_deferred()
+    }
+
+    /// Blocking [`GpuContext::download_async`] (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn download(&self, src: &GpuTensor) -> Result<Tensor> {
+        self.block_on(&format!("download {}", src.label), self.download_async(src))
+    }
+
+    /// Blocking [`GpuContext::read_bytes_async`] (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_bytes(
+        &self,
+        what: &str,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>> {
+        self.block_on(
+            &format!("download {what}"),
+            self.read_bytes_async(what, buffer, offset, len),
+        )
+    }
+
+    /// Blocking [`GpuContext::wait_async`] (native only).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn wait(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::gpu("wait", e))
+        self.block_on("wait", self.wait_async())
+    }
+
+    /// Records a copy of `src` into `dst` (same element count and type) into `encoder`, or, with
+    /// none, submits it alone. For handing results to a host's own buffers without a trip
+    /// through host memory.
+    pub fn copy(
+        &self,
+        src: &GpuTensor,
+        dst: &GpuTensor,
+        encoder: Option<&mut wgpu::CommandEncoder>,
+    ) -> Result<()> {
+        if src.numel() != dst.numel() || src.dtype != dst.dtype {
+            return Err(Error::invalid(
+                "copy",
+                format!(
+                    "{} is {} {:?}, {} is {} {:?}: they must hold as many elements of one type",
+                    src.label, src.shape, src.dtype, dst.label, dst.shape, dst.dtype
+                ),
+            ));
+        }
+        let op = format!("copy {} to {}", src.label, dst.label);
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        match encoder {
+            Some(enc) => enc.copy_buffer_to_buffer(
+                &src.buffer,
+                src.offset,
+                &dst.buffer,
+                dst.offset,
+                src.byte_len(),
+            ),
+            None => {
+                let mut enc = self
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&op) });
+                enc.copy_buffer_to_buffer(
+                    &src.buffer,
+                    src.offset,
+                    &dst.buffer,
+                    dst.offset,
+                    src.byte_len(),
+                );
+                self.queue.submit([enc.finish()]);
+            }
+        }
+        match self.pop_scope(&op, scope) {
+            Some(message) => Err(Error::gpu(op, message)),
+            None => Ok(()),
+        }
     }
 }

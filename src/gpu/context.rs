@@ -4,8 +4,11 @@
 //! queue, and its own pipeline cache. Several contexts can live side by side.
 
 use crate::error::{Error, Result};
+use crate::gpu::future::DeferredErrors;
 use crate::gpu::pipeline::PipelineCache;
+use crate::options::Options;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The graphics APIs wgrad can run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -92,8 +95,8 @@ pub fn backend_name(b: wgpu::Backend) -> &'static str {
     }
 }
 
-/// How to choose an adapter. The default takes `WGRAD_BACKEND` from the environment, then the
-/// best device type present (discrete, integrated, virtual, other, CPU software).
+/// How to choose an adapter. The default takes the best device type present (discrete,
+/// integrated, virtual, other, CPU software) on any backend.
 #[derive(Clone, Debug, Default)]
 pub struct AdapterChoice {
     /// Only adapters of this backend.
@@ -103,16 +106,6 @@ pub struct AdapterChoice {
 }
 
 impl AdapterChoice {
-    /// The choice `WGRAD_BACKEND` (vulkan|metal|dx12|gl) asks for; unset or `auto` means any.
-    pub fn from_env() -> Result<Self> {
-        match std::env::var("WGRAD_BACKEND") {
-            Ok(v) if !v.is_empty() && v != "auto" => Ok(AdapterChoice {
-                backend: Some(BackendKind::parse(&v)?),
-                index: None,
-            }),
-            _ => Ok(AdapterChoice::default()),
-        }
-    }
     pub fn backend(b: BackendKind) -> Self {
         AdapterChoice {
             backend: Some(b),
@@ -174,16 +167,30 @@ fn preference(t: wgpu::DeviceType) -> u8 {
     }
 }
 
-/// A device and queue with what wgrad needs to know about them, and the pipeline cache.
+/// A device and queue with what wgrad needs to know about them, the caller's [`Options`], and
+/// the pipeline cache.
 pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    options: Options,
     pub(crate) pipelines: PipelineCache,
     pub(crate) tune: crate::gpu::tune::TuneState,
+    pub(crate) deferred: DeferredErrors,
+    transfers: [AtomicU64; 2],
     placeholder: std::sync::OnceLock<crate::gpu::GpuTensor>,
+}
+
+/// Bytes that crossed between host memory and this context's device, counted by wgrad (its own
+/// uploads, uniform writes and read-backs; a host's own transfers are not seen).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transfers {
+    /// Host → GPU: tensor uploads, fed host tensors, kernel parameters (uniforms).
+    pub to_gpu: u64,
+    /// GPU → host: read-backs (losses, fetched tensors, states, timestamps).
+    pub to_host: u64,
 }
 
 impl fmt::Debug for GpuContext {
@@ -193,8 +200,9 @@ impl fmt::Debug for GpuContext {
 }
 
 impl GpuContext {
-    /// Chooses an adapter as `choice` says and opens a device on it.
-    pub fn new(choice: &AdapterChoice) -> Result<Self> {
+    /// Chooses an adapter as `options.adapter` says and opens a device on it.
+    pub fn new(options: &Options) -> Result<Self> {
+        let choice = &options.adapter;
         let inst = instance();
         let adapters = enumerate(&inst);
         let all: Vec<AdapterSummary> = adapters
@@ -239,12 +247,12 @@ impl GpuContext {
                     Error::NoAdapter(format!("none for {what}; {}", listing()))
                 })?
         };
-        Self::open(chosen)
+        Self::open(chosen, options)
     }
 
     /// Opens a device on one particular adapter, with the adapter's own limits and the optional
     /// features wgrad can use (timestamp queries).
-    pub fn open(adapter: &wgpu::Adapter) -> Result<Self> {
+    pub fn open(adapter: &wgpu::Adapter, options: &Options) -> Result<Self> {
         let info = adapter.get_info();
         let wanted =
             wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
@@ -264,12 +272,19 @@ impl GpuContext {
                 message: e.to_string(),
             }
         })?;
-        Ok(Self::from_device(device, queue, info))
+        Ok(Self::from_device(device, queue, info, options.clone()))
     }
 
     /// Wraps a device and queue that a host application already owns. wgrad reads the device's
-    /// limits and features and works within them; it never changes the device's state.
-    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Self {
+    /// limits and features and works within them; it never changes the device's state, and
+    /// installs no handler on it (see README: what a host should install itself).
+    /// `options.adapter` is not used.
+    pub fn from_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        options: Options,
+    ) -> Self {
         let limits = device.limits();
         let features = device.features();
         GpuContext {
@@ -278,16 +293,72 @@ impl GpuContext {
             info,
             limits,
             features,
+            options,
             pipelines: PipelineCache::default(),
             tune: Default::default(),
+            deferred: Default::default(),
+            transfers: Default::default(),
             placeholder: Default::default(),
         }
     }
 
-    /// Opens a context on every adapter of the machine (for cross-backend checks).
-    pub fn all() -> Vec<Result<Self>> {
+    /// Opens a context on every adapter of the machine (for cross-backend checks), each with
+    /// `options` (whose adapter choice is not used).
+    pub fn all(options: &Options) -> Vec<Result<Self>> {
         let inst = instance();
-        enumerate(&inst).iter().map(Self::open).collect()
+        enumerate(&inst)
+            .iter()
+            .map(|a| Self::open(a, options))
+            .collect()
+    }
+
+    /// The options this context was opened with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Bytes wgrad has moved between host memory and this device so far.
+    pub fn transfers(&self) -> Transfers {
+        Transfers {
+            to_gpu: self.transfers[0].load(Ordering::Relaxed),
+            to_host: self.transfers[1].load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn count_upload(&self, bytes: u64) {
+        self.transfers[0].fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_download(&self, bytes: u64) {
+        self.transfers[1].fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether the device is a CPU driver (lavapipe, llvmpipe, SwiftShader).
+    pub fn is_cpu_driver(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Pops an error scope: its error, if wgpu reports it now; a browser reports later, and
+    /// [`GpuContext::check_deferred`] returns it then.
+    pub(crate) fn pop_scope(&self, op: &str, scope: wgpu::ErrorScopeGuard) -> Option<String> {
+        self.deferred.pop(op, scope)
+    }
+
+    /// Errors that the device reported after the call that caused them had returned (WebGPU
+    /// reports validation errors asynchronously); `Ok` on native, where none are late.
+    pub fn check_deferred(&self) -> Result<()> {
+        self.deferred.check()
+    }
+
+    /// Blocks until `fut` is done, waiting in `Device::poll` for at most
+    /// [`Options::wait_timeout`]. The native wrapper of every `*_async` method.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn block_on<T>(
+        &self,
+        op: &str,
+        fut: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        crate::gpu::future::block_on(Some(&self.device), op, self.options.wait_timeout, fut)
     }
 
     /// `name (backend)`, for reports.

@@ -6,7 +6,6 @@
 use crate::error::{Error, Result};
 use crate::gpu::buffer::GpuTensor;
 use crate::gpu::context::GpuContext;
-use crate::gpu::pipeline::pop_scope;
 use crate::gpu::shaders::ShaderFile;
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
@@ -75,6 +74,7 @@ impl Launch {
             ));
         }
         ctx.queue.write_buffer(&self.params, 0, &bytes);
+        ctx.count_upload(bytes.len() as u64);
         Ok(())
     }
 }
@@ -147,6 +147,7 @@ impl GpuContext {
                 contents: &bytes,
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             });
+        self.count_upload(bytes.len() as u64);
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: params_buf.as_entire_binding(),
@@ -162,7 +163,7 @@ impl GpuContext {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        if let Some(message) = pop_scope(scope) {
+        if let Some(message) = self.pop_scope(&label, scope) {
             let names: Vec<String> = tensors
                 .iter()
                 .map(|t| format!("{} {}", t.label, t.shape))
@@ -183,8 +184,9 @@ impl GpuContext {
         })
     }
 
-    /// Records `launches` in order into one compute pass and submits them. Returns once submitted;
-    /// [`GpuContext::download`] or [`GpuContext::wait`] waits for the results.
+    /// Records `launches` in order into one compute pass and submits them. Returns once submitted
+    /// (never waits); [`GpuContext::download_async`] or [`GpuContext::wait_async`] wait for the
+    /// results.
     pub fn run(&self, launches: &[&Launch]) -> Result<()> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut enc = self
@@ -202,9 +204,10 @@ impl GpuContext {
             }
         }
         self.queue.submit([enc.finish()]);
-        if let Some(message) = pop_scope(scope) {
-            let names: Vec<&str> = launches.iter().map(|l| l.label.as_str()).collect();
-            return Err(Error::gpu(names.join(", "), message));
+        let names: Vec<&str> = launches.iter().map(|l| l.label.as_str()).collect();
+        let names = names.join(", ");
+        if let Some(message) = self.pop_scope(&names, scope) {
+            return Err(Error::gpu(names, message));
         }
         Ok(())
     }

@@ -1,9 +1,12 @@
-//! The GPU side: context (adapters, device), tensors in buffers, pipelines, launches, and one
-//! launcher per kernel entry point in [`kernels`]; [`timer`] times launches (timestamps or wall
-//! clock) and [`tune`] picks each matmul shape's mapping (measured once, cached per adapter).
+//! The GPU side: context (adapters, device, options), tensors in buffers, pipelines, launches,
+//! and one launcher per kernel entry point in [`kernels`]; [`future`] turns the device's
+//! callbacks into futures (and holds the one blocking wait); [`timer`] times launches
+//! (timestamps or wall clock) and [`tune`] picks each matmul shape's mapping (measured once,
+//! cached per adapter).
 
 pub mod buffer;
 pub mod context;
+pub mod future;
 pub mod kernels;
 pub mod launch;
 pub mod pipeline;
@@ -15,6 +18,6 @@ pub mod tune;
 
 pub use buffer::{DType, GpuTensor};
 pub use context::{
-    AdapterChoice, AdapterSummary, BackendKind, GpuContext, backend_name, list_adapters,
+    AdapterChoice, AdapterSummary, BackendKind, GpuContext, Transfers, backend_name, list_adapters,
 };
 pub use launch::{Launch, Workgroups};

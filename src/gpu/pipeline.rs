@@ -1,6 +1,7 @@
 //! Shader modules and compute pipelines, created once per (file, entry point, constants) and
 //! cached in the context. Creation runs inside a wgpu error scope so that a bad shader becomes an
-//! [`Error::Shader`] naming the file and entry point instead of a panic in wgpu's default handler.
+//! [`Error::Shader`] naming the file and entry point instead of a panic in wgpu's default handler
+//! (in a browser the scope answers later, and the error comes from the next step or read-back).
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
@@ -14,11 +15,6 @@ type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
 pub(crate) struct PipelineCache {
     modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
-}
-
-/// Pops an error scope and turns its error, if any, into ours.
-pub(crate) fn pop_scope(scope: wgpu::ErrorScopeGuard) -> Option<String> {
-    pollster::block_on(scope.pop()).map(|e| e.to_string())
 }
 
 impl GpuContext {
@@ -38,7 +34,7 @@ impl GpuContext {
                 label: Some(file.name),
                 source: wgpu::ShaderSource::Wgsl(file.source.into()),
             });
-        if let Some(message) = pop_scope(scope) {
+        if let Some(message) = self.pop_scope(file.name, scope) {
             return Err(Error::Shader {
                 file: file.name.into(),
                 entry: "(module)".into(),
@@ -88,7 +84,7 @@ impl GpuContext {
                 },
                 cache: None,
             });
-        if let Some(message) = pop_scope(scope) {
+        if let Some(message) = self.pop_scope(&label, scope) {
             return Err(Error::Shader {
                 file: file.name.into(),
                 entry: entry.into(),

@@ -5,12 +5,13 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterChoice, AdapterSummary, BackendKind, GpuContext, backend_name};
+use crate::options::Options;
 use std::sync::Arc;
 
 /// Which adapters to run on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Selection {
-    /// The preferred adapter (`WGRAD_BACKEND` if set, else the best device type present).
+    /// The adapter the options choose (by default the best device type present).
     Auto,
     /// Every adapter on every backend wgrad supports.
     All,
@@ -57,12 +58,13 @@ pub struct Opened {
     pub failed: Vec<(AdapterSummary, Error)>,
 }
 
-/// Opens the adapters `selection` names. Fails when it names none that exist, or when none of
-/// them opens: a command with no adapter to run on must not report success.
-pub fn open(selection: &Selection) -> Result<Opened> {
+/// Opens the adapters `selection` names, each with `options` (whose adapter choice is what
+/// `Auto` takes). Fails when it names none that exist, or when none of them opens: a command
+/// with no adapter to run on must not report success.
+pub fn open(selection: &Selection, options: &Options) -> Result<Opened> {
     let wanted: Vec<AdapterSummary> = match selection {
         Selection::Auto => {
-            let ctx = GpuContext::new(&AdapterChoice::from_env()?)?;
+            let ctx = GpuContext::new(options)?;
             return Ok(Opened {
                 contexts: vec![Arc::new(ctx)],
                 failed: Vec::new(),
@@ -106,7 +108,10 @@ pub fn open(selection: &Selection) -> Result<Opened> {
             backend: None,
             index: Some(a.index),
         };
-        match GpuContext::new(&choice) {
+        match GpuContext::new(&Options {
+            adapter: choice,
+            ..options.clone()
+        }) {
             Ok(ctx) => opened.contexts.push(Arc::new(ctx)),
             Err(e) => opened.failed.push((a, e)),
         }

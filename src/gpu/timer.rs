@@ -4,7 +4,6 @@
 //! plus a full device wait.
 
 use crate::error::{Error, Result};
-use crate::gpu::pipeline::pop_scope;
 use crate::gpu::{GpuContext, Launch};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -38,22 +37,37 @@ impl Method {
 }
 
 /// Seconds taken by `reps` repetitions of `launches`, recorded in order into one pass.
-pub fn time(ctx: &GpuContext, method: Method, launches: &[&Launch], reps: usize) -> Result<f64> {
+pub async fn time_async(
+    ctx: &GpuContext,
+    method: Method,
+    launches: &[&Launch],
+    reps: usize,
+) -> Result<f64> {
     match method {
-        Method::WallClock => Ok(ctx.time_launches(launches, reps)?.as_secs_f64()),
-        Method::Timestamps => timestamps(ctx, launches, reps),
+        Method::WallClock => Ok(ctx.time_launches_async(launches, reps).await?.as_secs_f64()),
+        Method::Timestamps => {
+            let all: Vec<&Launch> = (0..reps).flat_map(|_| launches.iter().copied()).collect();
+            Ok(passes_async(ctx, &[&all]).await?[0])
+        }
     }
 }
 
-fn timestamps(ctx: &GpuContext, launches: &[&Launch], reps: usize) -> Result<f64> {
-    let all: Vec<&Launch> = (0..reps).flat_map(|_| launches.iter().copied()).collect();
-    Ok(passes(ctx, &[&all])?[0])
+/// Blocking [`time_async`] (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn time(ctx: &GpuContext, method: Method, launches: &[&Launch], reps: usize) -> Result<f64> {
+    ctx.block_on("time launches", time_async(ctx, method, launches, reps))
+}
+
+/// Blocking [`passes_async`] (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn passes(ctx: &GpuContext, groups: &[&[&Launch]]) -> Result<Vec<f64>> {
+    ctx.block_on("timestamps", passes_async(ctx, groups))
 }
 
 /// GPU seconds of each group of launches, every group recorded in a compute pass of its own
 /// with timestamps at its start and end, all in one submission (waits for the result). Needs
 /// `wgpu::Features::TIMESTAMP_QUERY` ([`GpuContext::has_timestamps`]).
-pub fn passes(ctx: &GpuContext, groups: &[&[&Launch]]) -> Result<Vec<f64>> {
+pub async fn passes_async(ctx: &GpuContext, groups: &[&[&Launch]]) -> Result<Vec<f64>> {
     let op = "timestamps";
     let n = groups.len() as u32 * 2;
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -88,10 +102,12 @@ pub fn passes(ctx: &GpuContext, groups: &[&[&Launch]]) -> Result<Vec<f64>> {
     }
     enc.resolve_query_set(&queries, 0..n.max(2), &resolved, 0);
     ctx.queue.submit([enc.finish()]);
-    if let Some(message) = pop_scope(scope) {
+    if let Some(message) = ctx.pop_scope(op, scope) {
         return Err(Error::gpu(op, message));
     }
-    let bytes = ctx.read_bytes(op, &resolved, 0, n.max(2) as u64 * 8)?;
+    let bytes = ctx
+        .read_bytes_async(op, &resolved, 0, n.max(2) as u64 * 8)
+        .await?;
     let ticks: Vec<u64> = bytes
         .chunks_exact(8)
         .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
@@ -114,11 +130,17 @@ pub fn passes(ctx: &GpuContext, groups: &[&[&Launch]]) -> Result<Vec<f64>> {
 impl GpuContext {
     /// Runs `launches` `reps` times in one submission, waits for the device, and returns the
     /// elapsed wall time of the whole batch.
-    pub fn time_launches(&self, launches: &[&Launch], reps: usize) -> Result<Duration> {
+    pub async fn time_launches_async(&self, launches: &[&Launch], reps: usize) -> Result<Duration> {
         let all: Vec<&Launch> = (0..reps).flat_map(|_| launches.iter().copied()).collect();
         let start = Instant::now();
         self.run(&all)?;
-        self.wait()?;
+        self.wait_async().await?;
         Ok(start.elapsed())
+    }
+
+    /// Blocking [`GpuContext::time_launches_async`] (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn time_launches(&self, launches: &[&Launch], reps: usize) -> Result<Duration> {
+        self.block_on("time launches", self.time_launches_async(launches, reps))
     }
 }

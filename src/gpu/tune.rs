@@ -2,18 +2,20 @@
 //! adapter and the fastest is kept, in memory and in a cache file per adapter and driver.
 //!
 //! Every mapping computes the same bits (tests/gpu/matmul.rs), so tuning changes speed only,
-//! never a result. Modes (`WGRAD_TUNE`, or [`set_mode`]):
+//! never a result. Modes ([`crate::Options::tune`], or [`set_mode`]):
 //! - `on`: measure shapes the cache does not have. The default on GPUs, where the candidates
 //!   compile in milliseconds and a shape is measured in a few more.
 //! - `cached`: use what the cache holds, the cost model for the rest (measure nothing). The
 //!   default on CPU drivers, where every candidate is an LLVM compile of 0.5–3 s on the queue's
 //!   thread (lavapipe), so that tuning the autoencoder's ~20 shapes would cost a minute: there it
-//!   runs when asked (`wgrad tune`, or `WGRAD_TUNE=on`).
+//!   runs when asked (`wgrad tune`, or the `On` mode).
 //! - `off`: neither read nor write the cache; the cost model decides ([`MatmulTile::for_shape`]).
 //!
-//! The cache lives in `$WGRAD_CACHE_DIR`, else `$XDG_CACHE_HOME/wgrad`, else `~/.cache/wgrad`,
-//! one JSON file per adapter, driver, wgrad version and matmul.wgsl source (a changed kernel or
-//! driver starts afresh). `wgrad tune --clear` removes the files; so does deleting them.
+//! The cache lives in [`crate::Options::cache_dir`] (none by default: winners are then kept in
+//! memory only; the `wgrad` command uses `$WGRAD_CACHE_DIR`, else `$XDG_CACHE_HOME/wgrad`, else
+//! `~/.cache/wgrad`), one JSON file per adapter, driver, wgrad version and matmul.wgsl source (a
+//! changed kernel or driver starts afresh). `wgrad tune --clear` removes the files; so does
+//! deleting them.
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::matmul::{self, MatmulTile};
@@ -35,15 +37,27 @@ pub enum TuneMode {
 }
 
 impl TuneMode {
-    /// `WGRAD_TUNE` (`on`, `cached`, `off`; also `1`/`0`) if set, else the adapter's default.
-    pub fn from_env(ctx: &GpuContext) -> TuneMode {
-        match std::env::var("WGRAD_TUNE").as_deref() {
-            Ok("on" | "1") => TuneMode::On,
-            Ok("cached") => TuneMode::Cached,
-            Ok("off" | "0") => TuneMode::Off,
-            _ if ctx.info.device_type == wgpu::DeviceType::Cpu => TuneMode::Cached,
-            _ => TuneMode::On,
+    /// Parses `on`, `cached` or `off` (also `1` and `0`).
+    pub fn parse(s: &str) -> Result<TuneMode> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "on" | "1" => Ok(TuneMode::On),
+            "cached" => Ok(TuneMode::Cached),
+            "off" | "0" => Ok(TuneMode::Off),
+            other => Err(Error::invalid(
+                "tune mode",
+                format!("unknown mode '{other}': expected on, cached or off"),
+            )),
         }
+    }
+
+    /// The mode `ctx` runs in: its options' choice, else `Cached` on CPU drivers and `On`
+    /// elsewhere.
+    pub fn for_context(ctx: &GpuContext) -> TuneMode {
+        ctx.options().tune.unwrap_or(if ctx.is_cpu_driver() {
+            TuneMode::Cached
+        } else {
+            TuneMode::On
+        })
     }
 }
 
@@ -76,18 +90,6 @@ struct Loaded {
     save_error: Option<String>,
 }
 
-/// The directory tune caches are kept in (`None` where no home or cache directory is known).
-pub fn cache_dir() -> Option<PathBuf> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    var("WGRAD_CACHE_DIR")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("wgrad")))
-        .or_else(|| var("HOME").map(|h| h.join(".cache").join("wgrad")))
-}
-
 /// What identifies a cache: adapter, driver, backend, wgrad version and the matmul kernels.
 fn adapter_key(ctx: &GpuContext) -> String {
     let i = &ctx.info;
@@ -110,9 +112,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// This adapter's cache file.
+/// This adapter's cache file in the options' cache directory (`None`: no disk cache).
 pub fn cache_path(ctx: &GpuContext) -> Option<PathBuf> {
-    Some(cache_dir()?.join(format!(
+    Some(ctx.options().cache_dir.as_ref()?.join(format!(
         "tune-{:016x}.json",
         fnv1a(adapter_key(ctx).as_bytes())
     )))
@@ -136,7 +138,7 @@ pub fn shape_key(spec: &MatmulSpec) -> String {
     )
 }
 
-/// Sets the tuner's mode on `ctx` (overriding `WGRAD_TUNE`).
+/// Sets the tuner's mode on `ctx` (overriding its options').
 pub fn set_mode(ctx: &GpuContext, mode: TuneMode) {
     with_state(ctx, |l| l.mode = mode);
 }
@@ -157,15 +159,15 @@ pub fn cached(ctx: &GpuContext) -> Vec<(String, Tuned)> {
     })
 }
 
-/// Runs `f` on `ctx`'s tuner state, loading it (mode from the environment, the adapter's cache
-/// file) on first use.
+/// Runs `f` on `ctx`'s tuner state, loading it (mode and cache directory from the options) on
+/// first use.
 fn with_state<R>(ctx: &GpuContext, f: impl FnOnce(&mut Loaded) -> R) -> R {
     let mut g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
     f(g.get_or_insert_with(|| load(ctx)))
 }
 
 fn load(ctx: &GpuContext) -> Loaded {
-    load_from(ctx, TuneMode::from_env(ctx), cache_path(ctx))
+    load_from(ctx, TuneMode::for_context(ctx), cache_path(ctx))
 }
 
 fn load_from(ctx: &GpuContext, mode: TuneMode, path: Option<PathBuf>) -> Loaded {
@@ -195,7 +197,7 @@ pub fn set_cache_file(ctx: &GpuContext, path: Option<PathBuf>) {
     let mut g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
     let mode = g
         .as_ref()
-        .map_or_else(|| TuneMode::from_env(ctx), |l| l.mode);
+        .map_or_else(|| TuneMode::for_context(ctx), |l| l.mode);
     *g = Some(load_from(ctx, mode, path));
 }
 
@@ -204,9 +206,21 @@ pub fn save_error(ctx: &GpuContext) -> Option<String> {
     with_state(ctx, |l| l.save_error.clone())
 }
 
+/// The mapping `spec` runs with on `ctx` without measuring anything: the cached winner, else the
+/// cost model's choice. What a lone launcher uses ([`matmul::matmul`]).
+pub fn choose_now(ctx: &GpuContext, spec: &MatmulSpec) -> MatmulTile {
+    let key = shape_key(spec);
+    with_state(ctx, |l| {
+        (l.mode != TuneMode::Off)
+            .then(|| l.file.shapes.get(&key).map(|t| t.tile))
+            .flatten()
+    })
+    .unwrap_or_else(|| MatmulTile::for_shape(ctx, spec))
+}
+
 /// The mapping `spec` runs with on `ctx`: the cached winner, else (mode `on`) the winner of a
 /// measurement now, else the cost model's choice.
-pub fn choose(ctx: &GpuContext, spec: &MatmulSpec) -> Result<MatmulTile> {
+pub async fn choose_async(ctx: &GpuContext, spec: &MatmulSpec) -> Result<MatmulTile> {
     let key = shape_key(spec);
     let (mode, hit) = with_state(ctx, |l| {
         let hit = (l.mode != TuneMode::Off)
@@ -220,7 +234,7 @@ pub fn choose(ctx: &GpuContext, spec: &MatmulSpec) -> Result<MatmulTile> {
     if mode != TuneMode::On {
         return Ok(MatmulTile::for_shape(ctx, spec));
     }
-    let tuned = measure(ctx, spec)?;
+    let tuned = measure_async(ctx, spec).await?;
     let tile = tuned.tile;
     with_state(ctx, |l| {
         l.file.shapes.insert(key, tuned);
@@ -231,6 +245,18 @@ pub fn choose(ctx: &GpuContext, spec: &MatmulSpec) -> Result<MatmulTile> {
     Ok(tile)
 }
 
+/// Blocking [`choose_async`] (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn choose(ctx: &GpuContext, spec: &MatmulSpec) -> Result<MatmulTile> {
+    ctx.block_on("tune", choose_async(ctx, spec))
+}
+
+#[cfg(target_arch = "wasm32")]
+fn save(_: &std::path::Path, _: &CacheFile) -> Result<()> {
+    Err(Error::invalid("tune", "no file system on wasm"))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
 fn save(path: &std::path::Path, file: &CacheFile) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
@@ -242,15 +268,6 @@ fn save(path: &std::path::Path, file: &CacheFile) -> Result<()> {
         w.write_all(&json)
             .map_err(|e| Error::invalid("tune", format!("{}: {e}", path.display())))
     })
-}
-
-/// Removes this machine's tune caches (every adapter's, in [`cache_dir`]); returns the files
-/// removed.
-pub fn clear() -> Result<Vec<PathBuf>> {
-    match cache_dir() {
-        Some(dir) => clear_in(&dir),
-        None => Ok(Vec::new()),
-    }
 }
 
 /// Removes the tune cache files (`tune-*.json`) in `dir`; returns them.
@@ -276,7 +293,7 @@ pub fn clear_in(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
 /// the adapter's kind.
 pub fn candidates(ctx: &GpuContext, spec: &MatmulSpec) -> Vec<MatmulTile> {
     let mut out = vec![MatmulTile::for_shape(ctx, spec)];
-    let extra: Vec<MatmulTile> = if ctx.info.device_type == wgpu::DeviceType::Cpu {
+    let extra: Vec<MatmulTile> = if ctx.is_cpu_driver() {
         matmul::cpu_ranked(spec, ctx.info.backend == wgpu::Backend::Gl)
             .into_iter()
             .take(3)
@@ -305,9 +322,15 @@ pub fn candidates(ctx: &GpuContext, spec: &MatmulSpec) -> Vec<MatmulTile> {
     out
 }
 
+/// Blocking [`measure_async`] (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn measure(ctx: &GpuContext, spec: &MatmulSpec) -> Result<Tuned> {
+    ctx.block_on("tune", measure_async(ctx, spec))
+}
+
 /// Times every candidate on scratch tensors of `spec`'s sizes (never the program's own buffers,
 /// which a running step may be using) and returns the fastest.
-pub fn measure(ctx: &GpuContext, spec: &MatmulSpec) -> Result<Tuned> {
+pub async fn measure_async(ctx: &GpuContext, spec: &MatmulSpec) -> Result<Tuned> {
     let mut plain = *spec;
     plain.bias = BiasMode::None;
     plain.act = Activation::None;
@@ -318,14 +341,14 @@ pub fn measure(ctx: &GpuContext, spec: &MatmulSpec) -> Result<Tuned> {
     let mut times = Vec::new();
     for tile in candidates(ctx, &plain) {
         let l = matmul::matmul_tiled(ctx, &plain, tile, &a, &b, None, &c)?;
-        timer::time(ctx, Method::WallClock, &[&l], 1)?; // compile and first touch
-        let once = timer::time(ctx, method, &[&l], 1)?;
+        timer::time_async(ctx, Method::WallClock, &[&l], 1).await?; // compile and first touch
+        let once = timer::time_async(ctx, method, &[&l], 1).await?;
         // About 2 ms per timing, best of two: a shape costs a GPU some tens of milliseconds
         // (it is tuned while a program compiles, before the first step).
         let reps = ((2e-3 / once.max(1e-6)) as usize).clamp(1, 50);
         let mut best = once;
         for _ in 0..2 {
-            best = best.min(timer::time(ctx, method, &[&l], reps)? / reps as f64);
+            best = best.min(timer::time_async(ctx, method, &[&l], reps).await? / reps as f64);
         }
         times.push((tile, best));
     }

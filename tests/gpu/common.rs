@@ -11,7 +11,7 @@ static CONTEXTS: OnceLock<Vec<Arc<GpuContext>>> = OnceLock::new();
 pub fn contexts() -> &'static [Arc<GpuContext>] {
     CONTEXTS.get_or_init(|| {
         let mut out = Vec::new();
-        for c in GpuContext::all() {
+        for c in GpuContext::all(&wgrad::Options::default()) {
             match c {
                 Ok(c) => out.push(Arc::new(c)),
                 Err(e) => eprintln!("skipping an adapter that would not open: {e}"),

@@ -64,10 +64,10 @@ fn unknown_backend_and_index_are_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("unknown backend 'glide'"), "{e}");
-    let e = GpuContext::new(&AdapterChoice {
+    let e = GpuContext::new(&wgrad::Options::with_adapter(AdapterChoice {
         backend: None,
         index: Some(999),
-    })
+    }))
     .unwrap_err()
     .to_string();
     assert!(e.contains("no adapter with index 999"), "{e}");
@@ -77,7 +77,12 @@ fn unknown_backend_and_index_are_errors() {
 #[test]
 fn context_from_a_host_device() {
     for ctx in contexts() {
-        let host = GpuContext::from_device(ctx.device.clone(), ctx.queue.clone(), ctx.info.clone());
+        let host = GpuContext::from_device(
+            ctx.device.clone(),
+            ctx.queue.clone(),
+            ctx.info.clone(),
+            wgrad::Options::default(),
+        );
         let t = host.upload("t", &Tensor::full([3], 2.5)).unwrap();
         assert_eq!(host.download(&t).unwrap().data, vec![2.5; 3]);
         assert_eq!(host.limits, ctx.limits);

@@ -131,7 +131,7 @@ fn ten_adam_steps_match_the_cpu() {
 #[test]
 fn repeated_steps_do_not_grow_gpu_memory() {
     // Counters are per device, and other tests share the common contexts: open fresh ones.
-    let own: Vec<_> = wgrad::GpuContext::all()
+    let own: Vec<_> = wgrad::GpuContext::all(&wgrad::Options::default())
         .into_iter()
         .filter_map(|c| c.ok())
         .map(std::sync::Arc::new)

@@ -9,7 +9,7 @@ use wgrad::gpu::kernels::matmul::MatmulTile;
 use wgrad::gpu::tune::{self, TuneMode};
 
 fn fresh_contexts() -> Vec<GpuContext> {
-    GpuContext::all()
+    GpuContext::all(&wgrad::Options::default())
         .into_iter()
         .filter_map(|c| c.ok())
         .collect()
@@ -44,7 +44,11 @@ fn tuner_measures_caches_reads_back_and_clears() {
 
         // A cache whose winner is not the cost model's choice: a new context reads it back
         // (mode `cached` measures nothing), and the off switch ignores it.
-        let other = GpuContext::all().into_iter().nth(i).unwrap().unwrap();
+        let other = GpuContext::all(&wgrad::Options::default())
+            .into_iter()
+            .nth(i)
+            .unwrap()
+            .unwrap();
         let planted = MatmulTile::Rows { wg_x: 64 };
         assert_ne!(MatmulTile::for_shape(&other, &spec), planted);
         let text = std::fs::read_to_string(&file).unwrap();

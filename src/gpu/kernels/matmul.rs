@@ -268,7 +268,8 @@ fn reg_tile(spec: &MatmulSpec, bm: u32, bn: u32) -> MatmulTile {
 }
 
 /// `c ← act(op(a)·op(b) + bias)` as `spec` describes (see [`MatmulSpec`] for layouts), with the
-/// mapping [`MatmulTile::for_shape`] picks.
+/// tune cache's mapping for the shape, else the one [`MatmulTile::for_shape`] picks (never
+/// measuring: executors tune with [`crate::gpu::tune::choose_async`] when they compile).
 pub fn matmul(
     ctx: &GpuContext,
     spec: &MatmulSpec,
@@ -280,7 +281,7 @@ pub fn matmul(
     matmul_tiled(
         ctx,
         spec,
-        crate::gpu::tune::choose(ctx, spec)?,
+        crate::gpu::tune::choose_now(ctx, spec),
         a,
         b,
         bias,

@@ -15,7 +15,8 @@
 //! but GL's blocks are capped at 8×8 (`matmul::max_block_area`), which compile in well under
 //! a second.
 //!
-//! `WGRAD_TIERED=0` builds the chosen mappings up front everywhere.
+//! [`crate::Options::tier_up`] turns it off (chosen mappings built up front) or on elsewhere.
+//! Never on wasm: no threads there.
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::matmul::{self, MatmulTile};
@@ -29,13 +30,10 @@ use std::thread::JoinHandle;
 /// The mapping every program starts on where it tiers up: two pipelines for every shape.
 pub(crate) const BASELINE: MatmulTile = MatmulTile::Blocks { wg_x: 8, wg_y: 8 };
 
-/// Whether programs on `ctx` start on [`BASELINE`] and tier up in the background: on CPU
-/// drivers, unless `WGRAD_TIERED=0`.
+/// Whether programs on `ctx` start on [`BASELINE`] and tier up in the background: as its
+/// options say, by default on CPU drivers; never on wasm.
 pub(crate) fn tiered(ctx: &GpuContext) -> bool {
-    if std::env::var("WGRAD_TIERED").is_ok_and(|v| v == "0" || v == "off") {
-        return false;
-    }
-    ctx.info.device_type == wgpu::DeviceType::Cpu
+    !cfg!(target_arch = "wasm32") && ctx.options().tier_up.unwrap_or(ctx.is_cpu_driver())
 }
 
 /// A matmul launch waiting for its final mapping.
@@ -74,7 +72,14 @@ impl Drop for TierUp {
 }
 
 impl TierUp {
+    /// No threads on wasm: programs there never tier up ([`tiered`] is false).
+    #[cfg(target_arch = "wasm32")]
+    pub fn start(_: &Arc<GpuContext>, _: Vec<Pending>) -> Option<TierUp> {
+        None
+    }
+
     /// Starts creating the pipelines of `pending` on a background thread.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn start(ctx: &Arc<GpuContext>, pending: Vec<Pending>) -> Option<TierUp> {
         if pending.is_empty() {
             return None;
@@ -124,7 +129,8 @@ impl TierUp {
     }
 
     /// Swaps in up to `max` launches whose pipelines are ready (all of them when `wait`, blocking
-    /// until the background compile is done). Returns whether anything is left to swap.
+    /// until the background compile is done, for at most the context's wait timeout). Returns
+    /// whether anything is left to swap.
     pub fn advance(
         &mut self,
         ctx: &GpuContext,
@@ -133,9 +139,19 @@ impl TierUp {
         wait: bool,
     ) -> Result<bool> {
         let mut swapped = 0;
+        let timeout = ctx.options().wait_timeout;
         while self.left > 0 && swapped < max {
             let next = if wait {
-                self.ready.recv().ok()
+                match self.ready.recv_timeout(timeout) {
+                    Ok(r) => Some(r),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        return Err(Error::Timeout {
+                            op: "tier-up".into(),
+                            seconds: timeout.as_secs_f64(),
+                        });
+                    }
+                    Err(_) => None,
+                }
             } else {
                 self.ready.try_recv().ok()
             };

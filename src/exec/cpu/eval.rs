@@ -1,5 +1,4 @@
-//! The CPU reference executor: every node evaluated by the CPU twin of its kernel
-//! ([`crate::cpu`]), in f64 where they sum. Slow, simple, and what the GPU is held to.
+//! One node evaluated by the CPU twin of its kernel ([`crate::cpu`]), in f64 where they sum.
 
 use crate::cpu;
 use crate::error::{Error, Result};
