@@ -28,7 +28,10 @@
 //!
 //! Shaders live in `shaders/*.wgsl` (one file per kernel family) and are embedded at build time.
 
+// The `check` and `bench` commands' engines wait with the blocking wrappers: native only.
+#[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod check;
 pub mod classify;
 pub mod compare;

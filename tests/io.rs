@@ -6,7 +6,8 @@ use std::io::BufReader;
 use std::path::Path;
 use wgrad::io::checkpoint::{META_CONFIG, META_OPTIMIZER, META_STEP};
 use wgrad::io::image_grid::{GAP, GAP_LEVEL};
-use wgrad::io::plot::{CSV_HEADER, PLOT_SIZE};
+use wgrad::io::loss_log::CSV_HEADER;
+use wgrad::io::plot::PLOT_SIZE;
 use wgrad::io::{Checkpoint, LossLog, LossRow, io_error, write_atomic, write_grid};
 use wgrad::{Error, Shape, Tensor};
 

@@ -9,11 +9,13 @@
 
 pub mod batches;
 pub mod idx;
+#[cfg(feature = "images")]
 pub mod png_folder;
 pub mod synthetic;
 
 pub use batches::BatchOrder;
 pub use idx::{find_labels_for, load_idx};
+#[cfg(feature = "images")]
 pub use png_folder::load_png_folder;
 pub use synthetic::{SYNTHETIC_CLASSES, synthetic};
 
@@ -169,6 +171,15 @@ impl Dataset {
                 ),
             ));
         }
+        if cfg!(not(feature = "images")) && (h, w) != size {
+            return Err(Error::data(
+                &self.source,
+                format!(
+                    "images are {h}×{w} and the model takes {}×{}: resizing needs wgrad's `images` feature",
+                    size.0, size.1
+                ),
+            ));
+        }
         let n = self.len();
         let mut data = Vec::with_capacity(n * channels * size.0 * size.1);
         for image in self.images.data.chunks_exact(self.image_len()).take(n) {
@@ -265,9 +276,15 @@ impl DataSpec {
                     test: split.test.adapt(channels, size)?,
                 })
             }
+            #[cfg(feature = "images")]
             DataSpec::PngFolder(dir) => {
                 Ok(load_png_folder(dir, channels, size)?.holdout(HOLDOUT_FRACTION, seed))
             }
+            #[cfg(not(feature = "images"))]
+            DataSpec::PngFolder(dir) => Err(Error::data(
+                dir.display(),
+                "reading PNG folders needs wgrad's `images` feature",
+            )),
         }
     }
 }
@@ -339,7 +356,14 @@ pub(crate) fn luma(r: f32, g: f32, b: f32) -> f32 {
     (0.299 * r + 0.587 * g + 0.114 * b).clamp(0.0, 1.0)
 }
 
+/// Without the `images` feature nothing is resized ([`Dataset::adapt`] refuses first).
+#[cfg(not(feature = "images"))]
+pub(crate) fn resize_plane(plane: &[f32], _: (usize, usize), _: (usize, usize)) -> Vec<f32> {
+    plane.to_vec()
+}
+
 /// Resizes one `h × w` plane to `size` with the triangle filter (values stay in their range).
+#[cfg(feature = "images")]
 pub(crate) fn resize_plane(plane: &[f32], from: (usize, usize), to: (usize, usize)) -> Vec<f32> {
     if from == to {
         return plane.to_vec();

@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod select;
 pub mod shaders;
 pub mod timer;
+#[cfg(feature = "translate")]
 pub mod translate;
 pub mod tune;
 

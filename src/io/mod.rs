@@ -1,18 +1,23 @@
 //! Files a training run reads and writes: checkpoints (safetensors), image grids and loss
-//! curves (PNG), the loss log (CSV), and model checkpoints with their optimizer state (`model.rs`). Every writer goes through [`write_atomic`], so a run
+//! curves (PNG; features `images` and `plot`), the loss log (CSV), and model checkpoints with
+//! their optimizer state (`model.rs`). Every writer goes through [`write_atomic`], so a run
 //! killed mid-write leaves the previous file intact.
 
 pub mod atomic;
 pub mod checkpoint;
+#[cfg(feature = "images")]
 pub mod image_grid;
+pub mod loss_log;
 pub mod model;
+#[cfg(feature = "plot")]
 pub mod plot;
 
 pub use atomic::write_atomic;
 pub use checkpoint::Checkpoint;
+#[cfg(feature = "images")]
 pub use image_grid::write_grid;
+pub use loss_log::{LossLog, LossRow};
 pub use model::{SavedModel, load_model, save_model};
-pub use plot::{LossLog, LossRow};
 
 use crate::error::Error;
 use std::fmt;

@@ -20,11 +20,11 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::matmul::{self, MatmulTile};
-use crate::gpu::{GpuContext, GpuTensor, Launch, shaders, tune};
+use crate::gpu::{GpuContext, GpuTensor, Launch};
 use crate::spec::MatmulSpec;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 
 /// The mapping every program starts on where it tiers up: two pipelines for every shape.
@@ -84,7 +84,8 @@ impl TierUp {
         if pending.is_empty() {
             return None;
         }
-        let (tx, rx) = channel();
+        use crate::gpu::{shaders, tune};
+        let (tx, rx) = std::sync::mpsc::channel();
         let jobs: Vec<(usize, MatmulSpec)> = pending
             .iter()
             .enumerate()
