@@ -1,7 +1,15 @@
 //! # wgrad — a portable GPU training engine
 //!
 //! Hand-written WGSL compute kernels, dispatched through wgpu on any Vulkan, Metal, DX12 or GL
-//! GPU, each with a plain-Rust CPU twin that the tests hold it to.
+//! GPU (and WebGPU: the engine builds for wasm32), each with a plain-Rust CPU twin that the tests
+//! hold it to. Built to be embedded: every wait is `async` (with blocking twins on native
+//! targets), the caller passes [`Options`] (the library reads no environment variable), a host
+//! hands over its own device, feeds images from its own GPU buffers, records steps into its own
+//! command encoder and takes outputs back as GPU tensors. docs/ARCHITECTURE.md tells the design.
+//!
+//! Features: `cli` (default; the `wgrad` command, and the three below), `images` (PNG folders
+//! and grids, resizing), `plot` (loss curves), `translate` (naga's SPIR-V, MSL, HLSL and GLSL back
+//! ends). `default-features = false` is the engine alone.
 //!
 //! ## Module map
 //!
@@ -12,19 +20,21 @@
 //! | [`tensor`] | host [`Tensor`] and the seeded generator [`tensor::Rng`] |
 //! | [`spec`] | kernel-call descriptions shared by both sides ([`MatmulSpec`], [`Activation`]) |
 //! | [`cpu`] | the reference: one function per GPU entry point, same name, f64 accumulation |
-//! | [`gpu`] | context (adapters, device), GPU tensors, pipelines, launches, one launcher per entry point, the timer and the matmul autotuner (`gpu::tune`, cache per adapter) |
+//! | [`options`] | [`Options`]: adapter, tuning, cache directory, tier-up, wait timeout — what the caller decides |
+//! | [`gpu`] | context (adapters, device), GPU tensors, pipelines, launches, one launcher per entry point, futures over the device's callbacks, the timer and the matmul autotuner (`gpu::tune`, cache per adapter) |
 //! | [`optim_config`] | optimizer hyperparameters shared by both sides ([`SgdConfig`], [`AdamConfig`]) |
 //! | [`ops`] | composite ops built from kernels (conv2d, conv_transpose2d: forward and gradients) on both sides |
 //! | [`compare`] | tolerances and GPU-versus-CPU comparison reports |
 //! | [`graph`] | graphs of kernel-sized ops, shape inference, autodiff, activation fusion, memory planning |
 //! | [`nn`] | layers with PyTorch's names and initialisation, the autoencoder config, optimizers |
-//! | [`exec`] | sessions (parameters + optimizer state on a device) and compiled programs that run graphs; matmuls tier up from a quick-to-compile mapping in the background |
+//! | [`exec`] | sessions (parameters + optimizer state on a device) and compiled programs that run graphs, through one `Backend` trait (CPU reference, GPU); matmuls tier up from a quick-to-compile mapping in the background |
+//! | [`images`] | [`Images`]: a batch from host memory or already on the GPU |
+//! | [`train`] | the autoencoder trainer: batches of any size up to its own in, losses out (or left on the GPU), state for checkpoints |
 //! | [`classify`] | a classifier head on the encoder's code, frozen or trained jointly |
-//! | [`train`] | the autoencoder trainer: batches in, losses out, state for checkpoints |
 //! | [`io`] | files: safetensors checkpoints, PNG image grids and loss plots, the loss-log CSV; all written atomically |
 //! | [`data`] | datasets to train on (built-in shapes, IDX, PNG folders), `--data` parsing, seeded batch order |
-//! | [`check`] | cross-backend correctness: every kernel and one training step on each adapter against the CPU (`wgrad check`) |
-//! | [`bench`](mod@bench) | per-kernel GFLOP/s and GB/s and training images/s on each adapter (`wgrad bench`) |
+//! | `check` | cross-backend correctness: every kernel and one training step on each adapter against the CPU (`wgrad check`; native only) |
+//! | `bench` | per-kernel GFLOP/s and GB/s and training images/s on each adapter (`wgrad bench`; native only) |
 //!
 //! Shaders live in `shaders/*.wgsl` (one file per kernel family) and are embedded at build time.
 

@@ -54,8 +54,9 @@ mod tests {
     use crate::cpu::finite_diff::{dot, numeric_grad};
     use crate::cpu::pointwise::{bias_add_channel, bias_add_column};
 
-    /// The bias gradients of the two bias adds are these reductions of dy (the table in
-    /// DESIGN.md: `db = Σ_{n,h,w} dY`), checked against finite differences of the forward twins.
+    /// The bias gradients of the two bias adds are these reductions of dy (the backward table
+    /// in docs/ARCHITECTURE.md: `db = Σ_{n,h,w} dY`), checked against finite differences of the
+    /// forward twins.
     #[test]
     fn reduce_sum_is_the_bias_gradient() {
         let x = Tensor::uniform([2, 3, 4, 5], -1.0, 1.0, 1);

@@ -121,12 +121,13 @@ fn instance() -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
-fn enumerate(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
-    let mut adapters: Vec<wgpu::Adapter> =
-        pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
-            .into_iter()
-            .filter(|a| BackendKind::from_wgpu(a.get_info().backend).is_some())
-            .collect();
+async fn enumerate(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let mut adapters: Vec<wgpu::Adapter> = instance
+        .enumerate_adapters(wgpu::Backends::all())
+        .await
+        .into_iter()
+        .filter(|a| BackendKind::from_wgpu(a.get_info().backend).is_some())
+        .collect();
     // A stable order: by backend, then name, so an index means the same adapter run to run.
     adapters.sort_by_key(|a| {
         let i = a.get_info();
@@ -147,10 +148,17 @@ fn summary(index: usize, a: &wgpu::Adapter) -> AdapterSummary {
     }
 }
 
-/// Every adapter on this machine, on every backend wgrad supports.
+/// Blocking [`list_adapters_async`] (native only).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn list_adapters() -> Vec<AdapterSummary> {
+    pollster::block_on(list_adapters_async())
+}
+
+/// Every adapter on this machine, on every backend wgrad supports.
+pub async fn list_adapters_async() -> Vec<AdapterSummary> {
     let inst = instance();
     enumerate(&inst)
+        .await
         .iter()
         .enumerate()
         .map(|(i, a)| summary(i, a))
@@ -200,11 +208,29 @@ impl fmt::Debug for GpuContext {
 }
 
 impl GpuContext {
-    /// Chooses an adapter as `options.adapter` says and opens a device on it.
+    /// Blocking [`GpuContext::new_async`] (native only; wgpu answers at once there).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(options: &Options) -> Result<Self> {
+        pollster::block_on(Self::new_async(options))
+    }
+
+    /// Blocking [`GpuContext::open_async`] (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open(adapter: &wgpu::Adapter, options: &Options) -> Result<Self> {
+        pollster::block_on(Self::open_async(adapter, options))
+    }
+
+    /// Blocking [`GpuContext::all_async`] (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn all(options: &Options) -> Vec<Result<Self>> {
+        pollster::block_on(Self::all_async(options))
+    }
+
+    /// Chooses an adapter as `options.adapter` says and opens a device on it.
+    pub async fn new_async(options: &Options) -> Result<Self> {
         let choice = &options.adapter;
         let inst = instance();
-        let adapters = enumerate(&inst);
+        let adapters = enumerate(&inst).await;
         let all: Vec<AdapterSummary> = adapters
             .iter()
             .enumerate()
@@ -247,12 +273,12 @@ impl GpuContext {
                     Error::NoAdapter(format!("none for {what}; {}", listing()))
                 })?
         };
-        Self::open(chosen, options)
+        Self::open_async(chosen, options).await
     }
 
     /// Opens a device on one particular adapter, with the adapter's own limits and the optional
     /// features wgrad can use (timestamp queries).
-    pub fn open(adapter: &wgpu::Adapter, options: &Options) -> Result<Self> {
+    pub async fn open_async(adapter: &wgpu::Adapter, options: &Options) -> Result<Self> {
         let info = adapter.get_info();
         let wanted =
             wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
@@ -266,12 +292,14 @@ impl GpuContext {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-            Error::DeviceRequest {
-                adapter: info.name.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let (device, queue) =
+            adapter
+                .request_device(&desc)
+                .await
+                .map_err(|e| Error::DeviceRequest {
+                    adapter: info.name.clone(),
+                    message: e.to_string(),
+                })?;
         Ok(Self::from_device(device, queue, info, options.clone()))
     }
 
@@ -304,12 +332,13 @@ impl GpuContext {
 
     /// Opens a context on every adapter of the machine (for cross-backend checks), each with
     /// `options` (whose adapter choice is not used).
-    pub fn all(options: &Options) -> Vec<Result<Self>> {
+    pub async fn all_async(options: &Options) -> Vec<Result<Self>> {
         let inst = instance();
-        enumerate(&inst)
-            .iter()
-            .map(|a| Self::open(a, options))
-            .collect()
+        let mut out = Vec::new();
+        for a in enumerate(&inst).await {
+            out.push(Self::open_async(&a, options).await);
+        }
+        out
     }
 
     /// The options this context was opened with.

@@ -1,13 +1,13 @@
 //! Waiting without blocking. wgpu reports everything that finishes later — a buffer mapped for
 //! reading, submitted work done, an error scope popped — through callbacks or futures; here
 //! each becomes a [`DeviceFuture`] that the `*_async` methods await. Nothing in this module
-//! blocks except [`block_on`], the native-only wrapper that the blocking methods are made of,
+//! blocks except `block_on`, the native-only wrapper that the blocking methods are made of,
 //! and it gives up after [`crate::Options::wait_timeout`].
 //!
 //! Who drives the device: in a browser, its event loop (callbacks fire on their own). On native
 //! wgpu, callbacks fire inside `Device::poll`; polling a [`DeviceFuture`] does a non-blocking
 //! `poll` itself, so a host that polls our futures (or calls `Device::poll` from its frame loop)
-//! makes progress without ever waiting, and [`block_on`] waits in `Device::poll` with a timeout.
+//! makes progress without ever waiting, and `block_on` waits in `Device::poll` with a timeout.
 
 use crate::error::{Error, Result};
 use std::future::Future;

@@ -10,6 +10,7 @@ pub mod future;
 pub mod kernels;
 pub mod launch;
 pub mod pipeline;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod select;
 pub mod shaders;
 pub mod timer;
@@ -18,7 +19,10 @@ pub mod translate;
 pub mod tune;
 
 pub use buffer::{DType, GpuTensor};
+#[cfg(not(target_arch = "wasm32"))]
+pub use context::list_adapters;
 pub use context::{
-    AdapterChoice, AdapterSummary, BackendKind, GpuContext, Transfers, backend_name, list_adapters,
+    AdapterChoice, AdapterSummary, BackendKind, GpuContext, Transfers, backend_name,
+    list_adapters_async,
 };
 pub use launch::{Launch, Workgroups};

@@ -192,7 +192,7 @@ fn load_from(ctx: &GpuContext, mode: TuneMode, path: Option<PathBuf>) -> Loaded 
 }
 
 /// Points `ctx`'s tuner at the cache file `path` (`None`: keep winners in memory only) instead
-/// of the adapter's file in [`cache_dir`], and reads it.
+/// of the adapter's file in the options' cache directory, and reads it.
 pub fn set_cache_file(ctx: &GpuContext, path: Option<PathBuf>) {
     let mut g = ctx.tune.inner.lock().unwrap_or_else(|p| p.into_inner());
     let mode = g

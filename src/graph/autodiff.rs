@@ -1,8 +1,8 @@
 //! Reverse-mode autodiff as a graph transform: [`backward`] appends, for every node between the
 //! trainable parameters and the loss, the nodes of its gradient, built from the same op set (see
-//! DESIGN.md's backward table). Gradient contributions from several consumers are summed with
-//! [`Op::Add`]. Frozen parameters get no gradient, and nothing is computed for a branch that
-//! reaches no trainable parameter.
+//! the backward table in docs/ARCHITECTURE.md). Gradient contributions from several consumers
+//! are summed with [`Op::Add`]. Frozen parameters get no gradient, and nothing is computed for a
+//! branch that reaches no trainable parameter.
 
 use super::{Graph, NodeId, Op};
 use crate::error::{Error, Result};
@@ -248,7 +248,7 @@ impl Autodiff<'_> {
         self.g.matmul(spec, ones_n, dz, None, [m])
     }
 
-    /// Gradients of `C = act(op(A)·op(B) + bias)` (see DESIGN.md): with `dZ` the gradient
+    /// Gradients of `C = act(op(A)·op(B) + bias)` (docs/ARCHITECTURE.md): with `dZ` the gradient
     /// before the activation, `d op(A) = dZ·op(B)ᵀ` and `d op(B) = op(A)ᵀ·dZ`, each written as
     /// one matmul with transpose flags; an operand broadcast over the batch sums its gradient
     /// over the batch.

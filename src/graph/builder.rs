@@ -3,7 +3,8 @@
 //! shapes involved.
 //!
 //! Layer-sized methods (conv2d, conv_transpose2d, linear) expand into kernel-sized ops
-//! ([`Op::Im2col`], [`Op::Matmul`], [`Op::Col2im`]), following DESIGN.md's backward table.
+//! ([`Op::Im2col`], [`Op::Matmul`], [`Op::Col2im`]), following the backward table in
+//! docs/ARCHITECTURE.md.
 
 use super::{Graph, NodeId, Op};
 use crate::error::{Error, Result};

@@ -1,6 +1,6 @@
 //! conv2d and conv_transpose2d on the GPU, forward and gradients, composed of im2col / col2im and
-//! matmul launches (see DESIGN.md's backward-pass table). The CPU references, of the same names,
-//! are in [`crate::cpu::conv`].
+//! matmul launches (see the backward-pass table in docs/ARCHITECTURE.md). The CPU references, of
+//! the same names, are in [`crate::cpu::conv`].
 //!
 //! Every op is one of three shapes of work over a convolution geometry ([`ConvGeometry`]: an
 //! image `[N, C, H, W]`, window positions `[N, F, OH, OW]`, a weight `[F, C, kh, kw]` seen as a

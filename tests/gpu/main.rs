@@ -4,6 +4,7 @@
 mod common;
 mod conv;
 mod errors;
+mod host;
 mod im2col;
 mod loss;
 mod matmul;

@@ -93,3 +93,35 @@ fn unwritable_cache_is_reported_not_fatal() {
         assert!(tune::save_error(ctx).is_some());
     }
 }
+
+/// The tuner's mode and cache directory come from the caller's options: a cache directory
+/// given there receives the winners; with none (the default) the adapter's default mode runs
+/// and no cache file exists.
+#[test]
+fn options_choose_the_mode_and_the_cache_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_dir = wgrad::Options {
+        tune: Some(TuneMode::On),
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..wgrad::Options::default()
+    };
+    for ctx in GpuContext::all(&with_dir).into_iter().flatten().take(1) {
+        assert_eq!(tune::mode(&ctx), TuneMode::On);
+        let path = tune::cache_path(&ctx).unwrap();
+        assert!(path.starts_with(dir.path()));
+        tune::choose(&ctx, &MatmulSpec::new(12, 8, 20)).unwrap();
+        assert!(path.exists(), "{} was not written", path.display());
+    }
+    for ctx in GpuContext::all(&wgrad::Options::default())
+        .into_iter()
+        .flatten()
+    {
+        assert_eq!(tune::cache_path(&ctx), None, "no disk cache by default");
+        let default = if ctx.is_cpu_driver() {
+            TuneMode::Cached
+        } else {
+            TuneMode::On
+        };
+        assert_eq!(tune::mode(&ctx), default);
+    }
+}

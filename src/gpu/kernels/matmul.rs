@@ -151,7 +151,7 @@ pub fn vec4_aligned(spec: &MatmulSpec) -> bool {
 /// of A, all 8 lanes at one address (~0.7 of a load: one cache line), and `bn` of B, 8
 /// addresses (scalar path: 4 scalar loads per vec4, ~2.4× as slow); `4·bm·bn` FMAs at ~1/128
 /// of a load each (a multiply, an add and a share of the accumulator spills); then `bm·bn/4`
-/// stores and some setup. Workgroups run [`CPU_THREADS`] at a time, but fewer than 4 are
+/// stores and some setup. Workgroups run `CPU_THREADS` at a time, but fewer than 4 are
 /// counted as if run one after another: on the shared machine two workgroups rarely got both
 /// cores (64×1568×32: 4 workgroups of 16×4 blocks 12 GFLOP/s, 2 of 32×4 9). Fitted to
 /// measurements on lavapipe (Mesa 22.3.6): it ranks the measured candidates of the benchmark's
