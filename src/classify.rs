@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::exec::{BySize, Device, Feed, Program, ProgramSpec, Session, State};
+use crate::gpu::GpuTensor;
 use crate::graph::{Graph, NodeId, backward, fuse_activations};
 use crate::images::Images;
 use crate::nn::{AutoencoderConfig, Layer, Optimizer, Sequential, init_params};
@@ -204,44 +205,58 @@ impl Classifier {
         if images.shape().dims().first() == Some(&0) {
             return Ok(Vec::new());
         }
+        let (n, logits) = self.run_logits(images).await?;
+        let logits = self.session.fetch_async(self.predictor(n)?, logits).await?;
+        Ok(argmax_rows(&logits))
+    }
+
+    /// The logits `[N, classes]` of `images`, left on the GPU (nothing is read back): a view of
+    /// the prediction program's buffer, holding the values once the run has finished on the
+    /// device, until the next prediction at this batch size. GPU sessions only.
+    pub async fn logits_gpu_async<'a>(
+        &mut self,
+        images: impl Into<Images<'a>>,
+    ) -> Result<GpuTensor> {
+        let (n, logits) = self.run_logits(images.into()).await?;
+        self.session.output(self.predictor(n)?, logits)
+    }
+
+    /// The prediction program for `n` images.
+    fn predictor(&self, n: usize) -> Result<&Program> {
+        self.predict
+            .get(n)
+            .map(|(p, _)| p)
+            .ok_or_else(|| Error::invalid("predict", "the prediction program was dropped"))
+    }
+
+    /// Runs the prediction program for the batch size of `images` (compiled on first use and
+    /// kept); returns the batch size and the logits node.
+    async fn run_logits(&mut self, images: Images<'_>) -> Result<(usize, NodeId)> {
         let n = images.batch("predict", self.ae.image, 0)?;
         let (mut program, built) = match self.predict.take(n) {
             Some(e) => e,
             None => {
                 let mut b = build(&self.ae, &self.head, n)?;
                 fuse_activations(&mut b.graph, &[]);
-                let p = self
-                    .session
-                    .compile_async(
-                        b.graph.clone(),
-                        ProgramSpec {
-                            loss: None,
-                            fetch: vec![b.logits],
-                            grads: None,
-                            occasional: n != self.batch,
-                        },
-                    )
-                    .await?;
+                let spec = ProgramSpec {
+                    fetch: vec![b.logits],
+                    occasional: n != self.batch,
+                    ..ProgramSpec::default()
+                };
+                let p = self.session.compile_async(b.graph.clone(), spec).await?;
                 (p, b)
             }
         };
-        let result = async {
-            let dummy = vec![0u32; n];
-            self.session
-                .run_async(
-                    &mut program,
-                    &[
-                        (built.input, images.feed()),
-                        (built.labels, Feed::Labels(&dummy)),
-                    ],
-                )
-                .await?;
-            let logits = self.session.fetch_async(&program, built.logits).await?;
-            Ok(argmax_rows(&logits))
-        }
-        .await;
+        // The labels input is not read by a prediction (no loss), but every input is fed.
+        let dummy = vec![0u32; n];
+        let feeds = [
+            (built.input, images.feed()),
+            (built.labels, Feed::Labels(&dummy)),
+        ];
+        let ran = self.session.run_async(&mut program, &feeds).await;
+        let logits = built.logits;
         self.predict.put(n, (program, built));
-        result
+        ran.map(|_| (n, logits))
     }
 
     /// Parameters (encoder and head), optimizer state and step count.
@@ -292,6 +307,13 @@ impl Classifier {
         device.block_on("predict", self.predict_async(images))
     }
 
+    /// Blocking [`Classifier::logits_gpu_async`] (it waits only for a first compile at a new
+    /// batch size).
+    pub fn logits_gpu<'a>(&mut self, images: impl Into<Images<'a>>) -> Result<GpuTensor> {
+        let device = self.session.device().clone();
+        device.block_on("predict", self.logits_gpu_async(images))
+    }
+
     /// Blocking [`Classifier::state_async`].
     pub fn state(&self) -> Result<State> {
         self.session.device().block_on("state", self.state_async())
@@ -334,17 +356,8 @@ async fn compile_step(
     fuse_activations(&mut built.graph, &[]);
     let grads = backward(&mut built.graph, built.loss, &|n| frozen_param(frozen, n))?;
     let (input, labels, loss) = (built.input, built.labels, built.loss);
-    let program = session
-        .compile_async(
-            built.graph,
-            ProgramSpec {
-                loss: Some(loss),
-                fetch: vec![],
-                grads: Some(grads),
-                occasional,
-            },
-        )
-        .await?;
+    let spec = ProgramSpec::training(loss, grads, occasional);
+    let program = session.compile_async(built.graph, spec).await?;
     Ok(StepProgram {
         program,
         input,

@@ -406,6 +406,12 @@ impl Trainer {
         g.set_layer("loss (MSE)");
         let loss = g.mse_loss(n.reconstruction, n.input)?;
         fuse_activations(&mut g, &[n.code]);
+        // Rare sizes stay on quick-to-compile kernels: for a trainer, any but its own batch
+        // size; for an inference-only model, any but the first size it met.
+        let occasional = match self.batch {
+            0 => !self.eval.is_empty(),
+            own => batch != own,
+        };
         // The loss is fetched with the outputs, not reported through the loss ring.
         let program = self
             .session
@@ -415,7 +421,7 @@ impl Trainer {
                     loss: None,
                     fetch: vec![loss, n.reconstruction, n.code],
                     grads: None,
-                    occasional: batch != self.batch,
+                    occasional,
                 },
             )
             .await?;
@@ -531,17 +537,8 @@ async fn compile_step(
     occasional: bool,
 ) -> Result<StepProgram> {
     let (graph, input, loss, grads) = training_graph(config, batch, &|_| false)?;
-    let program = session
-        .compile_async(
-            graph,
-            ProgramSpec {
-                loss: Some(loss),
-                fetch: vec![],
-                grads: Some(grads),
-                occasional,
-            },
-        )
-        .await?;
+    let spec = ProgramSpec::training(loss, grads, occasional);
+    let program = session.compile_async(graph, spec).await?;
     Ok(StepProgram {
         program,
         input,

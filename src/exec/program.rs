@@ -22,6 +22,19 @@ pub struct ProgramSpec {
     pub occasional: bool,
 }
 
+impl ProgramSpec {
+    /// A training step: `loss` reported by every run, and the gradients `grads` for the
+    /// optimizer; `occasional` as the field says.
+    pub fn training(loss: NodeId, grads: Gradients, occasional: bool) -> Self {
+        ProgramSpec {
+            loss: Some(loss),
+            fetch: Vec::new(),
+            grads: Some(grads),
+            occasional,
+        }
+    }
+}
+
 /// A program as every backend sees it: the graph, which nodes run and where each lives, and
 /// how its parameters, gradients and labels connect to the session.
 pub(crate) struct ProgramInfo {

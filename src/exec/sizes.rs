@@ -24,6 +24,14 @@ impl<T> BySize<T> {
         Some(self.entries.remove(i).1)
     }
 
+    /// The value for `size`, leaving the order as it is.
+    pub fn get(&self, size: usize) -> Option<&T> {
+        self.entries
+            .iter()
+            .find(|(s, _)| *s == size)
+            .map(|(_, v)| v)
+    }
+
     /// Keeps `value` for `size` as the most recently used, dropping the least recently used
     /// value beyond the bound; returns what was dropped.
     pub fn put(&mut self, size: usize, value: T) -> Vec<(usize, T)> {

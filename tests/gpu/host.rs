@@ -147,7 +147,15 @@ fn a_blocking_wait_gives_up_after_the_timeout() {
 /// memory, and only the loss comes back to the host.
 #[test]
 fn images_fed_from_a_host_buffer_match_host_tensors_bit_for_bit() {
-    for ctx in contexts() {
+    for shared in contexts() {
+        // A context of this test's own on the shared device: its transfer counters see only
+        // this test's traffic, not that of the tests running beside it.
+        let ctx = &std::sync::Arc::new(GpuContext::from_device(
+            shared.device.clone(),
+            shared.queue.clone(),
+            shared.info.clone(),
+            Options::default(),
+        ));
         let mut from_host = trainer(Device::Gpu(ctx.clone()));
         let mut from_gpu = trainer(Device::Gpu(ctx.clone()));
         // A matmul swapped in by tier-up uploads its launch's parameters: done first, so that
@@ -364,5 +372,42 @@ fn a_program_refuses_a_session_that_did_not_compile_it() {
             );
             assert!(sb.fetch(&p, loss).is_err());
         }
+    }
+}
+
+/// A classifier's logits left on the GPU are what its predictions are read from.
+#[test]
+fn classifier_logits_stay_on_the_gpu() {
+    use wgrad::classify::Classifier;
+    let config = AutoencoderConfig::default();
+    let encoder = wgrad::nn::init_params(&config.params(), 3);
+    for ctx in contexts() {
+        let mut c = Classifier::new(
+            Device::Gpu(ctx.clone()),
+            &config,
+            &encoder,
+            6,
+            Some(16),
+            false,
+            BATCH,
+            Optimizer::Adam(AdamConfig::adam()),
+            1,
+        )
+        .unwrap();
+        let x = images(5, 11);
+        c.step(&images(BATCH, 12), &[0, 1, 2, 3, 4, 5, 0, 1])
+            .unwrap();
+        c.step(&x, &[1, 2, 3, 4, 5]).unwrap();
+        let predicted = c.predict(&x).unwrap();
+        let logits = c.logits_gpu(&x).unwrap();
+        assert_eq!(logits.shape.dims(), [5, 6]);
+        let on_host = ctx.download(&logits).unwrap();
+        let argmax: Vec<u32> = on_host
+            .data
+            .chunks(6)
+            .map(|r| (0..6).fold(0, |b, i| if r[i] > r[b] { i } else { b }) as u32)
+            .collect();
+        assert_eq!(argmax, predicted, "[{}]", tag(ctx));
+        assert_eq!(c.flush_losses().unwrap().len(), 2);
     }
 }
