@@ -33,15 +33,14 @@
 //! | [`classify`] | a classifier head on the encoder's code, frozen or trained jointly |
 //! | [`io`] | files: safetensors checkpoints, PNG image grids and loss plots, the loss-log CSV; all written atomically |
 //! | [`data`] | datasets to train on (built-in shapes, IDX, PNG folders), `--data` parsing, seeded batch order |
-//! | `check` | cross-backend correctness: every kernel and one training step on each adapter against the CPU (`wgrad check`; native only) |
+//! | [`check`] | cross-backend correctness: every kernel and one training step on each adapter against the CPU (`wgrad check`, and the web page's check) |
 //! | `bench` | per-kernel GFLOP/s and GB/s and training images/s on each adapter (`wgrad bench`; native only) |
 //!
 //! Shaders live in `shaders/*.wgsl` (one file per kernel family) and are embedded at build time.
 
-// The `check` and `bench` commands' engines wait with the blocking wrappers: native only.
+// The `bench` command's engine times with the blocking wrappers: native only.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod check;
 pub mod classify;
 pub mod compare;

@@ -149,7 +149,8 @@ fn bench_profile_times_every_dispatch_of_a_step() {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let v = json(&out);
     let adapters = v.as_array().expect("one profile per adapter");
-    assert_eq!(adapters.len(), present.len());
+    assert!(!present.is_empty());
+    assert_eq!(adapters.len(), wgrad::gpu::list_adapters().len());
     // Every launch of the step's program, plus the one optimizer dispatch.
     let expected = wgrad::GpuContext::all(&wgrad::Options::default())
         .into_iter()

@@ -3,15 +3,16 @@
 //! shape each and on the default autoencoder's layers at batch 64. Tolerances as in
 //! tests/gpu/conv.rs: a reduction over each output's number of terms.
 
-use super::{Case, data, expect, nans};
+use super::{Case, data, expect, nans, read_all};
 use crate::compare::Tolerance;
 use crate::cpu::conv as cpu;
 use crate::error::Result;
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, GpuTensor};
 use crate::ops::conv::{self as ops, ConvPlan};
 use crate::shape::{ConvParams, Shape, conv_transpose2d_layer, conv2d_layer};
 use crate::spec::Activation;
 use crate::tensor::Tensor;
+use std::sync::Arc;
 
 /// One layer: input shape, the other channel count, square kernel, parameters, fused activation
 /// (conv2d only).
@@ -25,15 +26,25 @@ struct Layer {
     act: Activation,
 }
 
-/// Runs a plan into a NaN-filled output of `shape` and reads it back.
+/// Submits a plan into a NaN-filled output of `shape`, which it returns.
 fn gpu_out(
     ctx: &GpuContext,
     shape: &Shape,
-    build: impl FnOnce(&crate::gpu::GpuTensor) -> Result<ConvPlan>,
-) -> Result<Vec<f32>> {
+    build: impl FnOnce(&GpuTensor) -> Result<ConvPlan>,
+) -> Result<GpuTensor> {
     let out = nans(ctx, "out", shape.clone())?;
     build(&out)?.run(ctx)?;
-    Ok(ctx.download(&out)?.data)
+    Ok(out)
+}
+
+/// Reads back the four outputs (forward, data, weight and bias gradients) of a case whose
+/// plans `submitted` built and submitted.
+async fn read_four(
+    ctx: Arc<GpuContext>,
+    submitted: Result<[GpuTensor; 4]>,
+) -> Result<Vec<Vec<f32>>> {
+    let outs = submitted?;
+    read_all(&ctx, &outs.iter().collect::<Vec<_>>()).await
 }
 
 fn describe(l: &Layer, w: &Shape) -> String {
@@ -103,24 +114,28 @@ fn conv2d(l: Layer) -> Case {
             ])
         },
         move |ctx| {
-            let (g, f) = conv2d_layer("conv2d", &xs, &ws, p)?;
-            let ys = g.windows_shape(f);
-            let dy = data(ys.dims(), 4);
-            let (gx, gw) = (ctx.upload("x", &x)?, ctx.upload("w", &w)?);
-            let (gb, gdy) = (ctx.upload("b", &b)?, ctx.upload("dy", &dy)?);
-            let fwd = gpu_out(ctx, &ys, |y| {
-                ops::conv2d_forward(ctx, &gx, &gw, Some(&gb), y, p, l.act)
-            })?;
-            let dx = gpu_out(ctx, &xs, |o| {
-                ops::conv2d_backward_data(ctx, &gdy, &gw, o, p)
-            })?;
-            let dw = gpu_out(ctx, &ws, |o| {
-                ops::conv2d_backward_weight(ctx, &gx, &gdy, o, p)
-            })?;
-            let db = gpu_out(ctx, &Shape::new([f]), |o| {
-                ops::conv2d_backward_bias(ctx, &gdy, o)
-            })?;
-            Ok(vec![fwd, dx, dw, db])
+            let submitted = (|| {
+                let ctx = &ctx;
+                let (g, f) = conv2d_layer("conv2d", &xs, &ws, p)?;
+                let ys = g.windows_shape(f);
+                let dy = data(ys.dims(), 4);
+                let (gx, gw) = (ctx.upload("x", &x)?, ctx.upload("w", &w)?);
+                let (gb, gdy) = (ctx.upload("b", &b)?, ctx.upload("dy", &dy)?);
+                let fwd = gpu_out(ctx, &ys, |y| {
+                    ops::conv2d_forward(ctx, &gx, &gw, Some(&gb), y, p, l.act)
+                })?;
+                let dx = gpu_out(ctx, &xs, |o| {
+                    ops::conv2d_backward_data(ctx, &gdy, &gw, o, p)
+                })?;
+                let dw = gpu_out(ctx, &ws, |o| {
+                    ops::conv2d_backward_weight(ctx, &gx, &gdy, o, p)
+                })?;
+                let db = gpu_out(ctx, &Shape::new([f]), |o| {
+                    ops::conv2d_backward_bias(ctx, &gdy, o)
+                })?;
+                Ok([fwd, dx, dw, db])
+            })();
+            read_four(ctx, submitted)
         },
     )
 }
@@ -174,24 +189,28 @@ fn conv_transpose2d(l: Layer) -> Case {
             ])
         },
         move |ctx| {
-            let (g, _) = conv_transpose2d_layer("conv_transpose2d", &xs, &ws, p)?;
-            let dy = dy_of(&g);
-            let (gx, gw) = (ctx.upload("x", &x)?, ctx.upload("w", &w)?);
-            let (gb, gdy) = (ctx.upload("b", &b)?, ctx.upload("dy", &dy)?);
-            let ys = g.image_shape();
-            let fwd = gpu_out(ctx, &ys, |y| {
-                ops::conv_transpose2d_forward(ctx, &gx, &gw, Some(&gb), y, p)
-            })?;
-            let dx = gpu_out(ctx, &xs, |o| {
-                ops::conv_transpose2d_backward_data(ctx, &gdy, &gw, o, p)
-            })?;
-            let dw = gpu_out(ctx, &ws, |o| {
-                ops::conv_transpose2d_backward_weight(ctx, &gx, &gdy, o, p)
-            })?;
-            let db = gpu_out(ctx, &Shape::new([l.c]), |o| {
-                ops::conv_transpose2d_backward_bias(ctx, &gdy, o)
-            })?;
-            Ok(vec![fwd, dx, dw, db])
+            let submitted = (|| {
+                let ctx = &ctx;
+                let (g, _) = conv_transpose2d_layer("conv_transpose2d", &xs, &ws, p)?;
+                let dy = dy_of(&g);
+                let (gx, gw) = (ctx.upload("x", &x)?, ctx.upload("w", &w)?);
+                let (gb, gdy) = (ctx.upload("b", &b)?, ctx.upload("dy", &dy)?);
+                let ys = g.image_shape();
+                let fwd = gpu_out(ctx, &ys, |y| {
+                    ops::conv_transpose2d_forward(ctx, &gx, &gw, Some(&gb), y, p)
+                })?;
+                let dx = gpu_out(ctx, &xs, |o| {
+                    ops::conv_transpose2d_backward_data(ctx, &gdy, &gw, o, p)
+                })?;
+                let dw = gpu_out(ctx, &ws, |o| {
+                    ops::conv_transpose2d_backward_weight(ctx, &gx, &gdy, o, p)
+                })?;
+                let db = gpu_out(ctx, &Shape::new([l.c]), |o| {
+                    ops::conv_transpose2d_backward_bias(ctx, &gdy, o)
+                })?;
+                Ok([fwd, dx, dw, db])
+            })();
+            read_four(ctx, submitted)
         },
     )
 }

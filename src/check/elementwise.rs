@@ -3,7 +3,7 @@
 //! and tolerances are those of tests/gpu/{im2col,pointwise,reduce,loss}.rs: lengths no workgroup
 //! divides, the values that break naive activations, and the autoencoder's geometries.
 
-use super::{Case, data, expect, nans, run_read};
+use super::{Case, data, expect, nans, read_all};
 use crate::compare::Tolerance;
 use crate::cpu;
 use crate::error::Result;
@@ -32,14 +32,18 @@ fn simple(
         shape,
         move || Ok(vec![expect(&name, &desc, cpu(&ins)?, tol)]),
         move |ctx| {
-            let g: Vec<GpuTensor> = inputs
-                .iter()
-                .enumerate()
-                .map(|(i, t)| ctx.upload(&format!("input {i}"), t))
-                .collect::<Result<_>>()?;
-            let y = nans(ctx, "output", out.clone())?;
-            let l = gpu(ctx, &g, &y)?;
-            run_read(ctx, &[&l], &[&y])
+            // Built and submitted now; only the read-back is awaited.
+            let built = (|| -> Result<GpuTensor> {
+                let g: Vec<GpuTensor> = inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| ctx.upload(&format!("input {i}"), t))
+                    .collect::<Result<_>>()?;
+                let y = nans(&ctx, "output", out.clone())?;
+                ctx.run(&[&gpu(&ctx, &g, &y)?])?;
+                Ok(y)
+            })();
+            async move { read_all(&ctx, &[&built?]).await }
         },
     )
 }
@@ -339,14 +343,21 @@ fn cross_entropy_case() -> Case {
             ])
         },
         move |ctx| {
-            let gz = ctx.upload("logits", &z)?;
-            let glab = gl::upload_labels(ctx, "labels", &labels, classes)?;
-            let gg = ctx.upload("g", &g)?;
-            let out = nans(ctx, "loss", [1])?;
-            let dz = nans(ctx, "dz", z.shape.clone())?;
-            let fwd = gl::softmax_cross_entropy(ctx, &gz, &glab, &out)?;
-            let bwd = gl::softmax_cross_entropy_backward(ctx, &gz, &glab, &gg, &dz)?;
-            run_read(ctx, &[&fwd, &bwd], &[&out, &dz])
+            let built = (|| -> Result<(GpuTensor, GpuTensor)> {
+                let gz = ctx.upload("logits", &z)?;
+                let glab = gl::upload_labels(&ctx, "labels", &labels, classes)?;
+                let gg = ctx.upload("g", &g)?;
+                let out = nans(&ctx, "loss", [1])?;
+                let dz = nans(&ctx, "dz", z.shape.clone())?;
+                let fwd = gl::softmax_cross_entropy(&ctx, &gz, &glab, &out)?;
+                let bwd = gl::softmax_cross_entropy_backward(&ctx, &gz, &glab, &gg, &dz)?;
+                ctx.run(&[&fwd, &bwd])?;
+                Ok((out, dz))
+            })();
+            async move {
+                let (out, dz) = built?;
+                read_all(&ctx, &[&out, &dz]).await
+            }
         },
     )
 }

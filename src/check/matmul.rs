@@ -36,16 +36,20 @@ fn case(op: &str, spec: MatmulSpec, tile: Option<MatmulTile>) -> Case {
             Ok(vec![expect(&op_name, &shape_ref, want, tol)])
         },
         move |ctx| {
-            let ga = ctx.upload("a", &a)?;
-            let gb = ctx.upload("b", &b)?;
-            let gbias = ctx.upload("bias", &bias)?;
-            let gc = super::nans(ctx, "c", [spec.c_len()])?;
-            let used_bias = (spec.bias != BiasMode::None).then_some(&gbias);
-            let l = match tile {
-                Some(t) => matmul_tiled(ctx, &spec, t, &ga, &gb, used_bias, &gc)?,
-                None => matmul(ctx, &spec, &ga, &gb, used_bias, &gc)?,
-            };
-            run_read(ctx, &[&l], &[&gc])
+            let (a, b, bias) = (a.clone(), b.clone(), bias.clone());
+            async move {
+                let ctx = &ctx;
+                let ga = ctx.upload("a", &a)?;
+                let gb = ctx.upload("b", &b)?;
+                let gbias = ctx.upload("bias", &bias)?;
+                let gc = super::nans(ctx, "c", [spec.c_len()])?;
+                let used_bias = (spec.bias != BiasMode::None).then_some(&gbias);
+                let l = match tile {
+                    Some(t) => matmul_tiled(ctx, &spec, t, &ga, &gb, used_bias, &gc)?,
+                    None => matmul(ctx, &spec, &ga, &gb, used_bias, &gc)?,
+                };
+                run_read(ctx, &[&l], &[&gc]).await
+            }
         },
     )
 }

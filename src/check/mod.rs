@@ -24,11 +24,13 @@ mod train;
 
 use crate::compare::{Tolerance, compare};
 use crate::error::Result;
-use crate::gpu::select::tag;
+use crate::gpu::tag;
 use crate::gpu::{GpuContext, GpuTensor, Launch, backend_name};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 use serde::Serialize;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 pub use train::synthetic_images;
@@ -45,7 +47,8 @@ pub struct Expected {
 }
 
 type Reference = Box<dyn Fn() -> Result<Vec<Expected>>>;
-type OnGpu = Box<dyn Fn(&Arc<GpuContext>) -> Result<Vec<Vec<f32>>>>;
+type GpuResult = Pin<Box<dyn Future<Output = Result<Vec<Vec<f32>>>>>>;
+type OnGpu = Box<dyn Fn(Arc<GpuContext>) -> GpuResult>;
 
 /// One check: a reference and a GPU run producing outputs in the same order.
 pub struct Case {
@@ -57,17 +60,22 @@ pub struct Case {
 }
 
 impl Case {
-    pub fn new(
+    /// `gpu` returns the outputs as a future: it builds and submits its work at once and
+    /// awaits only the read-backs, so the check runs in a browser too.
+    pub fn new<F>(
         op: impl Into<String>,
         shape: impl Into<String>,
         reference: impl Fn() -> Result<Vec<Expected>> + 'static,
-        gpu: impl Fn(&Arc<GpuContext>) -> Result<Vec<Vec<f32>>> + 'static,
-    ) -> Self {
+        gpu: impl Fn(Arc<GpuContext>) -> F + 'static,
+    ) -> Self
+    where
+        F: Future<Output = Result<Vec<Vec<f32>>>> + 'static,
+    {
         Case {
             op: op.into(),
             shape: shape.into(),
             reference: Box::new(reference),
-            gpu: Box::new(gpu),
+            gpu: Box::new(move |ctx| Box::pin(gpu(ctx))),
         }
     }
 }
@@ -166,14 +174,18 @@ fn error_row(op: &str, adapter: &str, backend: &str, shape: &str, error: String)
 }
 
 /// The rows of one case on one adapter.
-fn case_rows(case: &Case, expected: &Result<Vec<Expected>>, ctx: &Arc<GpuContext>) -> Vec<Row> {
+async fn case_rows(
+    case: &Case,
+    expected: &Result<Vec<Expected>>,
+    ctx: &Arc<GpuContext>,
+) -> Vec<Row> {
     let (adapter, backend) = (tag(ctx), backend_name(ctx.backend()));
     let fail = |e: String| vec![error_row(&case.op, &adapter, backend, &case.shape, e)];
     let expected = match expected {
         Ok(e) => e,
         Err(e) => return fail(format!("CPU reference failed: {e}")),
     };
-    let got = match (case.gpu)(ctx) {
+    let got = match (case.gpu)(ctx.clone()).await {
         Ok(g) => g,
         Err(e) => return fail(format!("GPU run failed: {e}")),
     };
@@ -207,27 +219,66 @@ fn case_rows(case: &Case, expected: &Result<Vec<Expected>>, ctx: &Arc<GpuContext
         .collect()
 }
 
+impl Report {
+    fn new(contexts: &[Arc<GpuContext>]) -> Report {
+        Report {
+            adapters: contexts.iter().map(|c| AdapterRow::of(c)).collect(),
+            rows: Vec::new(),
+            passed: 0,
+            failed: 0,
+        }
+    }
+
+    fn add(&mut self, rows: Vec<Row>, on_row: &mut dyn FnMut(&Row)) {
+        for row in rows {
+            if row.passed {
+                self.passed += 1;
+            } else {
+                self.failed += 1;
+            }
+            on_row(&row);
+            self.rows.push(row);
+        }
+    }
+}
+
 /// Runs every case on every context, calling `on_row` as each row is made (for progress), and
-/// returns the report.
-pub fn run(contexts: &[Arc<GpuContext>], cases: &[Case], on_row: &mut dyn FnMut(&Row)) -> Report {
-    let mut report = Report {
-        adapters: contexts.iter().map(|c| AdapterRow::of(c)).collect(),
-        rows: Vec::new(),
-        passed: 0,
-        failed: 0,
-    };
+/// returns the report. Awaits each case's read-backs; never blocks.
+pub async fn run_async(
+    contexts: &[Arc<GpuContext>],
+    cases: &[Case],
+    on_row: &mut dyn FnMut(&Row),
+) -> Report {
+    let mut report = Report::new(contexts);
     for case in cases {
         let expected = (case.reference)();
         for ctx in contexts {
-            for row in case_rows(case, &expected, ctx) {
-                if row.passed {
-                    report.passed += 1;
-                } else {
-                    report.failed += 1;
-                }
-                on_row(&row);
-                report.rows.push(row);
-            }
+            report.add(case_rows(case, &expected, ctx).await, on_row);
+        }
+    }
+    report
+}
+
+/// Blocking [`run_async`] (native only): each case waits on its adapter at most that context's
+/// wait timeout, and a timeout is a failing row.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn run(contexts: &[Arc<GpuContext>], cases: &[Case], on_row: &mut dyn FnMut(&Row)) -> Report {
+    let mut report = Report::new(contexts);
+    for case in cases {
+        let expected = (case.reference)();
+        for ctx in contexts {
+            let rows = ctx.block_on("check", async { Ok(case_rows(case, &expected, ctx).await) });
+            let rows = rows.unwrap_or_else(|e| {
+                let backend = backend_name(ctx.backend());
+                vec![error_row(
+                    &case.op,
+                    &tag(ctx),
+                    backend,
+                    &case.shape,
+                    e.to_string(),
+                )]
+            });
+            report.add(rows, on_row);
         }
     }
     report
@@ -245,12 +296,23 @@ fn nans(ctx: &GpuContext, label: &str, shape: impl Into<Shape>) -> Result<GpuTen
     ctx.upload(label, &Tensor::full(shape, f32::NAN))
 }
 
+/// Reads `outs` back, in order.
+async fn read_all(ctx: &GpuContext, outs: &[&GpuTensor]) -> Result<Vec<Vec<f32>>> {
+    let mut v = Vec::new();
+    for o in outs {
+        v.push(ctx.download_async(o).await?.data);
+    }
+    Ok(v)
+}
+
 /// Runs `launches` in order and reads `outs` back.
-fn run_read(ctx: &GpuContext, launches: &[&Launch], outs: &[&GpuTensor]) -> Result<Vec<Vec<f32>>> {
+async fn run_read(
+    ctx: &GpuContext,
+    launches: &[&Launch],
+    outs: &[&GpuTensor],
+) -> Result<Vec<Vec<f32>>> {
     ctx.run(launches)?;
-    outs.iter()
-        .map(|o| ctx.download(o).map(|t| t.data))
-        .collect()
+    read_all(ctx, outs).await
 }
 
 /// One expected output.
@@ -270,6 +332,6 @@ fn broken(op: &str, e: crate::error::Error) -> Case {
         op,
         "",
         move || Err(crate::error::Error::invalid("check catalogue", &msg)),
-        |_| Ok(Vec::new()),
+        |_| async { Ok(Vec::new()) },
     )
 }

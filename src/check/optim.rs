@@ -3,13 +3,14 @@
 //! its own tolerance because with lr = 1e-3 an update off by 0.1% hides inside the parameter's
 //! (tests/gpu/optim.rs explains the numbers).
 
-use super::{Case, data, expect};
+use super::{Case, data, expect, read_all};
 use crate::compare::Tolerance;
 use crate::cpu::optim as cpu;
 use crate::error::Result;
-use crate::gpu::GpuContext;
 use crate::gpu::kernels::optim as gk;
+use crate::gpu::{GpuContext, GpuTensor};
 use crate::optim_config::{AdamConfig, SgdConfig};
+use std::sync::Arc;
 
 /// An update's tolerance: a few ulps of |p| < 1 on top of 1e-4 relative.
 const UPDATE: Tolerance = Tolerance {
@@ -80,10 +81,12 @@ fn delta(new: &[f32], old: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// Runs the steps on the GPU: parameter, last update and state, in [`case`]'s order.
-fn gpu_steps(ctx: &GpuContext, opt: &Opt) -> Result<Vec<Vec<f32>>> {
+/// Submits the steps on the GPU, with a copy of the parameter taken before the last one; returns
+/// the parameter, that copy and the state buffers.
+fn gpu_steps(ctx: &GpuContext, opt: &Opt) -> Result<(GpuTensor, GpuTensor, Vec<GpuTensor>)> {
     let init = data(&[LEN], 11);
     let param = ctx.upload("param", &init)?;
+    let before_last = ctx.zeros("param before the last step", [LEN])?;
     let grad = ctx.zeros("grad", [LEN])?;
     let mut state = Vec::new();
     for (name, s) in opt.state_names().iter().zip(opt.initial_state()) {
@@ -91,9 +94,11 @@ fn gpu_steps(ctx: &GpuContext, opt: &Opt) -> Result<Vec<Vec<f32>>> {
         ctx.write(&t, &s)?;
         state.push(t);
     }
-    let mut prev = init.data;
-    let mut last = Vec::new();
     for step in 1..=STEPS {
+        if step == STEPS {
+            ctx.copy(&param, &before_last, None)?;
+        }
+        // Queued writes land before the next submission: each step gets its own gradient.
         ctx.write(&grad, &data(&[LEN], 100 + step).data)?;
         let l = match opt {
             Opt::Sgd(c) => gk::sgd_step(ctx, &param, &grad, state.first(), c, step)?,
@@ -101,14 +106,21 @@ fn gpu_steps(ctx: &GpuContext, opt: &Opt) -> Result<Vec<Vec<f32>>> {
             Opt::AdamW(c) => gk::adamw_step(ctx, &param, &grad, &state[0], &state[1], c, step)?,
         };
         ctx.run(&[&l])?;
-        let now = ctx.download(&param)?.data;
-        last = delta(&now, &prev);
-        prev = now;
     }
-    let mut out = vec![prev, last];
-    for s in &state {
-        out.push(ctx.download(s)?.data);
-    }
+    Ok((param, before_last, state))
+}
+
+/// The parameter, the last update and the state, in [`case`]'s order.
+async fn gpu_outputs(
+    ctx: Arc<GpuContext>,
+    submitted: Result<(GpuTensor, GpuTensor, Vec<GpuTensor>)>,
+) -> Result<Vec<Vec<f32>>> {
+    let (param, before_last, state) = submitted?;
+    let now = ctx.download_async(&param).await?.data;
+    let prev = ctx.download_async(&before_last).await?.data;
+    let mut out = vec![delta(&now, &prev)];
+    out.insert(0, now);
+    out.extend(read_all(&ctx, &state.iter().collect::<Vec<_>>()).await?);
     Ok(out)
 }
 
@@ -148,7 +160,10 @@ fn case(opt: Opt, config: &str) -> Case {
             }
             Ok(out)
         },
-        move |ctx| gpu_steps(ctx, &opt),
+        move |ctx| {
+            let submitted = gpu_steps(&ctx, &opt);
+            gpu_outputs(ctx, submitted)
+        },
     )
 }
 

@@ -41,16 +41,20 @@ fn scaled(cpu: &[f32], rel: f64) -> Tolerance {
 }
 
 /// Loss, then every gradient in parameter order.
-fn step(device: Device, batch: usize, images: &Tensor) -> Result<(f32, Vec<(String, Tensor)>)> {
+async fn step(
+    device: Device,
+    batch: usize,
+    images: &Tensor,
+) -> Result<(f32, Vec<(String, Tensor)>)> {
     let sgd = Optimizer::Sgd(SgdConfig::new(0.0));
-    let mut t = Trainer::new(device, AutoencoderConfig::default(), batch, sgd, SEED)?;
-    t.step(images)?;
-    let losses = t.flush_losses()?;
+    let mut t = Trainer::new_async(device, AutoencoderConfig::default(), batch, sgd, SEED).await?;
+    t.step_async(images).await?;
+    let losses = t.flush_losses_async().await?;
     let loss = losses
         .first()
         .map(|l| l.1)
         .ok_or_else(|| Error::invalid("autoencoder step", "the step reported no loss"))?;
-    Ok((loss, t.gradients()?))
+    Ok((loss, t.gradients_async().await?))
 }
 
 /// The autoencoder step at `batch` images.
@@ -63,7 +67,9 @@ pub(super) fn autoencoder_step(batch: usize) -> Case {
         "autoencoder step",
         shape,
         move || {
-            let (loss, grads) = step(Device::Cpu, batch, &reference_images)?;
+            // The CPU reference's futures are ready at once.
+            let (loss, grads) =
+                crate::gpu::future::ready_now(step(Device::Cpu, batch, &reference_images))?;
             let mut out = vec![expect(
                 "autoencoder step loss",
                 &d,
@@ -83,10 +89,13 @@ pub(super) fn autoencoder_step(batch: usize) -> Case {
             Ok(out)
         },
         move |ctx| {
-            let (loss, grads) = step(Device::Gpu(ctx.clone()), batch, &images)?;
-            let mut out = vec![vec![loss]];
-            out.extend(grads.into_iter().map(|(_, g)| g.data));
-            Ok(out)
+            let images = images.clone();
+            async move {
+                let (loss, grads) = step(Device::Gpu(ctx), batch, &images).await?;
+                let mut out = vec![vec![loss]];
+                out.extend(grads.into_iter().map(|(_, g)| g.data));
+                Ok(out)
+            }
         },
     )
 }

@@ -45,7 +45,7 @@ impl Device {
         fut: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
         match self {
-            Device::Cpu => crate::gpu::future::block_on(None, op, Default::default(), fut),
+            Device::Cpu => crate::gpu::future::ready_now(fut),
             Device::Gpu(ctx) => ctx.block_on(op, fut),
         }
     }

@@ -17,6 +17,8 @@ pub enum BackendKind {
     Metal,
     Dx12,
     Gl,
+    /// The browser's WebGPU (wasm32 only).
+    WebGpu,
 }
 
 impl BackendKind {
@@ -27,9 +29,10 @@ impl BackendKind {
             "metal" | "mtl" => Ok(BackendKind::Metal),
             "dx12" | "d3d12" => Ok(BackendKind::Dx12),
             "gl" | "gles" | "opengl" => Ok(BackendKind::Gl),
+            "webgpu" => Ok(BackendKind::WebGpu),
             other => Err(Error::invalid(
                 "backend",
-                format!("unknown backend '{other}': expected vulkan, metal, dx12 or gl"),
+                format!("unknown backend '{other}': expected vulkan, metal, dx12, gl or webgpu"),
             )),
         }
     }
@@ -39,6 +42,7 @@ impl BackendKind {
             wgpu::Backend::Metal => Some(BackendKind::Metal),
             wgpu::Backend::Dx12 => Some(BackendKind::Dx12),
             wgpu::Backend::Gl => Some(BackendKind::Gl),
+            wgpu::Backend::BrowserWebGpu => Some(BackendKind::WebGpu),
             _ => None,
         }
     }
@@ -51,6 +55,7 @@ impl fmt::Display for BackendKind {
             BackendKind::Metal => "metal",
             BackendKind::Dx12 => "dx12",
             BackendKind::Gl => "gl",
+            BackendKind::WebGpu => "webgpu",
         })
     }
 }
@@ -114,10 +119,14 @@ impl AdapterChoice {
     }
 }
 
+/// The native APIs, or in a browser its WebGPU (WebGL2 cannot run compute shaders).
 fn instance() -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-    desc.backends =
-        wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12 | wgpu::Backends::GL;
+    desc.backends = if cfg!(target_arch = "wasm32") {
+        wgpu::Backends::BROWSER_WEBGPU
+    } else {
+        wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12 | wgpu::Backends::GL
+    };
     wgpu::Instance::new(desc)
 }
 
@@ -165,14 +174,17 @@ pub async fn list_adapters_async() -> Vec<AdapterSummary> {
         .collect()
 }
 
-fn preference(t: wgpu::DeviceType) -> u8 {
-    match t {
+/// Lower is preferred: by device type, and among equals SwiftShader last (a conformance-grade
+/// CPU driver, several times slower than lavapipe for our kernels).
+fn preference(info: &wgpu::AdapterInfo) -> (u8, bool) {
+    let kind = match info.device_type {
         wgpu::DeviceType::DiscreteGpu => 0,
         wgpu::DeviceType::IntegratedGpu => 1,
         wgpu::DeviceType::VirtualGpu => 2,
         wgpu::DeviceType::Other => 3,
         wgpu::DeviceType::Cpu => 4,
-    }
+    };
+    (kind, info.name.starts_with("SwiftShader"))
 }
 
 /// A device and queue with what wgrad needs to know about them, the caller's [`Options`], and
@@ -265,7 +277,7 @@ impl GpuContext {
                         .backend
                         .is_none_or(|b| a.get_info().backend == wgpu_backend(b))
                 })
-                .min_by_key(|a| preference(a.get_info().device_type))
+                .min_by_key(|a| preference(&a.get_info()))
                 .ok_or_else(|| {
                     let what = choice
                         .backend
@@ -387,7 +399,7 @@ impl GpuContext {
         op: &str,
         fut: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        crate::gpu::future::block_on(Some(&self.device), op, self.options.wait_timeout, fut)
+        crate::gpu::future::block_on(&self.device, op, self.options.wait_timeout, fut)
     }
 
     /// `name (backend)`, for reports.
@@ -420,5 +432,15 @@ fn wgpu_backend(b: BackendKind) -> wgpu::Backend {
         BackendKind::Metal => wgpu::Backend::Metal,
         BackendKind::Dx12 => wgpu::Backend::Dx12,
         BackendKind::Gl => wgpu::Backend::Gl,
+        BackendKind::WebGpu => wgpu::Backend::BrowserWebGpu,
     }
+}
+
+/// A short adapter tag for tables, `backend:name` (`vulkan:llvmpipe`, `vulkan:NVIDIA GeForce
+/// RTX 4090`): the adapter's name up to any parenthesised driver details, which Mesa's software
+/// adapters append (`llvmpipe (LLVM 15.0.6, 256 bits)`).
+pub fn tag(ctx: &GpuContext) -> String {
+    let name = ctx.info.name.split('(').next().unwrap_or("").trim();
+    let name = if name.is_empty() { "?" } else { name };
+    format!("{}:{name}", backend_name(ctx.backend()))
 }

@@ -104,12 +104,24 @@ impl<T> Future for DeviceFuture<T> {
     }
 }
 
+/// The value of a future that needs no device (the CPU reference's): polled once, on every
+/// target; one that is not ready is an error rather than a wait.
+pub(crate) fn ready_now<T>(fut: impl Future<Output = Result<T>>) -> Result<T> {
+    let mut fut = std::pin::pin!(fut);
+    match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => Err(Error::invalid(
+            "CPU reference",
+            "internal: a CPU-reference future was not ready",
+        )),
+    }
+}
+
 /// Runs `fut` to completion on this thread: polls it, and while it is pending waits in
-/// `Device::poll` (so callbacks fire) for at most `timeout` in all. `device` is `None` for
-/// futures that need no device (the CPU reference), which must be ready when first polled.
+/// `Device::poll` (so callbacks fire) for at most `timeout` in all.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn block_on<T>(
-    device: Option<&wgpu::Device>,
+    device: &wgpu::Device,
     op: &str,
     timeout: std::time::Duration,
     fut: impl Future<Output = Result<T>>,
@@ -123,12 +135,6 @@ pub(crate) fn block_on<T>(
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;
         }
-        let Some(device) = device else {
-            return Err(Error::invalid(
-                op,
-                "internal: a CPU-reference future was not ready",
-            ));
-        };
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(Error::Timeout {

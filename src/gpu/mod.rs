@@ -23,6 +23,6 @@ pub use buffer::{DType, GpuTensor};
 pub use context::list_adapters;
 pub use context::{
     AdapterChoice, AdapterSummary, BackendKind, GpuContext, Transfers, backend_name,
-    list_adapters_async,
+    list_adapters_async, tag,
 };
 pub use launch::{Launch, Workgroups};

@@ -130,11 +130,4 @@ pub fn open(selection: &Selection, options: &Options) -> Result<Opened> {
     Ok(opened)
 }
 
-/// A short adapter tag for tables, `backend:name` (`vulkan:llvmpipe`, `vulkan:NVIDIA GeForce
-/// RTX 4090`): the adapter's name up to any parenthesised driver details, which Mesa's software
-/// adapters append (`llvmpipe (LLVM 15.0.6, 256 bits)`).
-pub fn tag(ctx: &GpuContext) -> String {
-    let name = ctx.info.name.split('(').next().unwrap_or("").trim();
-    let name = if name.is_empty() { "?" } else { name };
-    format!("{}:{name}", backend_name(ctx.backend()))
-}
+pub use crate::gpu::context::tag;

@@ -6,7 +6,8 @@
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, Launch};
 use serde::Serialize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use web_time::Instant;
 
 /// How a figure was timed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
