@@ -7,6 +7,7 @@
 //! into a buffer of its own.
 //!
 //! Run: `cargo run --release --example host_device [-- vulkan|gl|metal|dx12]`
+#![cfg_attr(target_arch = "wasm32", allow(unused_imports, dead_code))]
 
 use std::sync::Arc;
 use wgrad::exec::Device;
@@ -50,6 +51,11 @@ fn backend_from_args() -> wgpu::Backends {
     }
 }
 
+// A native host: in a browser the page is the host (web/), and nothing may block.
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // --- The host application's own setup ------------------------------------------------
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();

@@ -35,6 +35,7 @@
 //! | [`data`] | datasets to train on (built-in shapes, IDX, PNG folders), `--data` parsing, seeded batch order |
 //! | [`check`] | cross-backend correctness: every kernel and one training step on each adapter against the CPU (`wgrad check`, and the web page's check) |
 //! | `bench` | per-kernel GFLOP/s and GB/s and training images/s on each adapter (`wgrad bench`; native only) |
+//! | `web` | the web page's bindings (wasm32, feature `web`): the browser's adapter, training, reconstructions, classifiers, the check |
 //!
 //! Shaders live in `shaders/*.wgsl` (one file per kernel family) and are embedded at build time.
 
@@ -60,6 +61,8 @@ pub mod shape;
 pub mod spec;
 pub mod tensor;
 pub mod train;
+#[cfg(all(target_arch = "wasm32", feature = "web"))]
+pub mod web;
 
 /// The wgpu wgrad is built against: a host hands over a device of this version.
 pub use wgpu;

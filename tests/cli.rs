@@ -1,6 +1,7 @@
 //! The `wgrad` command end to end, driving the built binary on small data the tests make:
 //! train → checkpoint → resume → reconstruct → classify → encode; bit-identical resume on the
 //! CPU reference and on each GPU adapter; a PyTorch-layout checkpoint; bad data.
+#![cfg(not(target_arch = "wasm32"))] // native: blocking calls, files, processes
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,6 +1,7 @@
 //! The `wgrad check` and `wgrad bench` commands, driven as a user runs them: exit status, the
 //! one-line error, and the JSON reports (every row passes on every adapter present; the bench
 //! reports positive figures — never more than that about timings).
+#![cfg(not(target_arch = "wasm32"))] // native: blocking calls, files, processes
 
 use serde_json::Value;
 use std::collections::BTreeSet;

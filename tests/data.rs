@@ -1,5 +1,6 @@
 //! The datasets: built-in shapes, IDX files, PNG folders, `--data` specs and batch order.
 //! Every file these tests read is written by the tests themselves into a temporary folder.
+#![cfg(not(target_arch = "wasm32"))] // native: blocking calls, files, processes
 
 use flate2::Compression;
 use flate2::write::GzEncoder;

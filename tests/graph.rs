@@ -1,6 +1,7 @@
 //! Graph-level tests on the CPU reference (no GPU needed): the whole graph's gradients against
 //! finite differences, frozen parameters, refusal of models whose layers do not fit, and the
 //! memory plan of the default preset.
+#![cfg(not(target_arch = "wasm32"))] // native: blocking calls, files, processes
 
 use wgrad::exec::{Device, Feed, ProgramSpec, Session};
 use wgrad::graph::{Graph, MemoryPlan, NodeId, backward, fuse_activations};

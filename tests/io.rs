@@ -1,4 +1,5 @@
 //! Files of a training run: checkpoints, image grids, loss logs and plots.
+#![cfg(not(target_arch = "wasm32"))] // native: blocking calls, files, processes
 
 use std::collections::BTreeMap;
 use std::fs;

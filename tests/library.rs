@@ -1,6 +1,7 @@
 //! Rules the library keeps, checked on its source (no GPU needed): it reads no environment
 //! variable (only the `wgrad` command and the benches map `WGRAD_*` onto `Options`), and no
 //! source file cites a document outside the repository.
+#![cfg(not(target_arch = "wasm32"))] // native: blocking calls, files, processes
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,6 @@
 //! Every shader parses, validates, and translates to SPIR-V, MSL, HLSL and GLSL with naga — no
 //! GPU needed. This is our evidence for Metal and DX12 on machines that have neither.
+#![cfg(not(target_arch = "wasm32"))] // native: blocking calls, files, processes
 
 use wgrad::gpu::shaders::ALL;
 use wgrad::gpu::translate::{Target, translate};

@@ -215,7 +215,8 @@ fn conv_transpose2d(l: Layer) -> Case {
     )
 }
 
-pub(super) fn cases() -> Vec<Case> {
+/// The awkward shapes, and the autoencoder's layers at `batch` images.
+pub(super) fn cases(batch: usize) -> Vec<Case> {
     let s2p1 = ConvParams::square(2, 1, 1);
     let op1 = s2p1.with_output_padding(1);
     let layer = |name, x, c, k, p, act| Layer {
@@ -237,10 +238,10 @@ pub(super) fn cases() -> Vec<Case> {
             ConvParams::square(2, 2, 1),
             Activation::LeakyRelu(0.1),
         )),
-        conv2d(layer("encoder.0", [64, 1, 28, 28], 16, 3, s2p1, relu)),
-        conv2d(layer("encoder.2", [64, 16, 14, 14], 32, 3, s2p1, relu)),
+        conv2d(layer("encoder.0", [batch, 1, 28, 28], 16, 3, s2p1, relu)),
+        conv2d(layer("encoder.2", [batch, 16, 14, 14], 32, 3, s2p1, relu)),
         conv_transpose2d(layer("odd sizes", [2, 3, 7, 5], 5, 3, op1, none)),
-        conv_transpose2d(layer("decoder.0", [64, 32, 7, 7], 16, 3, op1, none)),
-        conv_transpose2d(layer("decoder.2", [64, 16, 14, 14], 1, 3, op1, none)),
+        conv_transpose2d(layer("decoder.0", [batch, 32, 7, 7], 16, 3, op1, none)),
+        conv_transpose2d(layer("decoder.2", [batch, 16, 14, 14], 1, 3, op1, none)),
     ]
 }

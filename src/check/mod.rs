@@ -146,11 +146,18 @@ impl Report {
 }
 
 /// Every case: kernels first (the cheapest to diagnose), the whole training step last.
-/// `train_batch` is the autoencoder step's batch size.
+/// `train_batch` is the autoencoder step's batch size; the autoencoder's convolutions are
+/// checked at batch 64, as it trains.
 pub fn catalogue(train_batch: usize) -> Vec<Case> {
+    catalogue_sized(train_batch, 64)
+}
+
+/// [`catalogue`] with the autoencoder's convolutions at `layer_batch` images (a browser's
+/// software adapter takes seconds over batch 64).
+pub fn catalogue_sized(train_batch: usize, layer_batch: usize) -> Vec<Case> {
     let mut cases = matmul::cases();
     cases.extend(elementwise::cases());
-    cases.extend(conv::cases());
+    cases.extend(conv::cases(layer_batch));
     cases.extend(optim::cases());
     cases.push(train::autoencoder_step(train_batch));
     cases

@@ -319,6 +319,8 @@ pub fn candidates(ctx: &GpuContext, spec: &MatmulSpec) -> Vec<MatmulTile> {
             out.push(t);
         }
     }
+    // Never try what the device cannot run (a browser allows 256 invocations a workgroup).
+    out.retain(|t| t.fits(ctx).is_ok());
     out
 }
 

@@ -1,5 +1,6 @@
 //! GPU-versus-CPU tests: every kernel entry point on every adapter of the machine, against its
 //! CPU twin. One test binary (one set of devices opened once); one file per kernel family.
+#![cfg(not(target_arch = "wasm32"))] // native: blocking calls, files, processes
 
 mod common;
 mod conv;

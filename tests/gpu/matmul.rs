@@ -3,7 +3,7 @@
 //! entry point (`matmul`, `matmul_rows`, `matmul_reg4` with vec4 loads, `matmul_reg` scalar,
 //! `matmul_smem`) and the mapping the default launcher picks.
 
-use crate::common::{check, contexts, data};
+use crate::common::{check, contexts, data, tag};
 use wgrad::compare::Tolerance;
 use wgrad::gpu::kernels::matmul::{
     MatmulTile, entry_and_constants, matmul, matmul_tiled, split_chunk, vec4_aligned,
@@ -444,6 +444,26 @@ fn bad_register_blocks_are_refused() {
                 .unwrap_err()
                 .to_string();
             assert!(e.starts_with("matmul:"), "{e}");
+        }
+    }
+}
+
+/// A mapping larger than the device allows is refused with the limit named, before wgpu sees
+/// it; the tuner never offers one.
+#[test]
+fn tiles_over_the_workgroup_limits_are_refused() {
+    let spec = MatmulSpec::new(4, 4, 4);
+    for ctx in contexts() {
+        let a = ctx.zeros("a", [16]).unwrap();
+        let b = ctx.zeros("b", [16]).unwrap();
+        let c = ctx.zeros("c", [16]).unwrap();
+        let huge = MatmulTile::Blocks { wg_x: 64, wg_y: 32 };
+        let e = matmul_tiled(ctx, &spec, huge, &a, &b, None, &c)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_compute_invocations_per_workgroup"), "{e}");
+        for tile in wgrad::gpu::tune::candidates(ctx, &MatmulSpec::new(64, 1568, 32)) {
+            assert!(tile.fits(ctx).is_ok(), "[{}] {tile:?}", tag(ctx));
         }
     }
 }

@@ -125,6 +125,70 @@ impl MatmulTile {
     }
 }
 
+impl MatmulTile {
+    /// The workgroup's invocations along x and y, and the workgroup memory it declares (bytes).
+    pub fn workgroup(&self) -> ([u32; 2], u32) {
+        match *self {
+            MatmulTile::Blocks { wg_x, wg_y } => ([wg_x, wg_y], 0),
+            MatmulTile::Rows { wg_x } => ([wg_x, 1], 0),
+            // matmul_smem: 16×16 invocations, two 1,040-float panels.
+            MatmulTile::Shared => ([16, 16], 2 * 1040 * 4),
+            MatmulTile::Reg { wg_x, wg_y, .. } => ([wg_x, wg_y], 0),
+        }
+    }
+
+    /// Whether the mapping fits the device's limits (invocations per workgroup, per dimension,
+    /// and workgroup memory): an error naming the limit when it does not. A browser's WebGPU,
+    /// for one, allows 256 invocations where lavapipe allows 1,024.
+    pub fn fits(&self, ctx: &GpuContext) -> Result<()> {
+        let l = &ctx.limits;
+        let ([x, y], memory) = self.workgroup();
+        let over = |what: String, needed: u64, limit_name: &'static str, limit: u32| {
+            Err(Error::Limit {
+                op: "matmul".into(),
+                what,
+                needed,
+                limit_name,
+                limit: limit as u64,
+            })
+        };
+        let invocations = x as u64 * y as u64;
+        if invocations > l.max_compute_invocations_per_workgroup as u64 {
+            return over(
+                format!("{self:?}: a workgroup of {x}×{y} invocations"),
+                invocations,
+                "max_compute_invocations_per_workgroup",
+                l.max_compute_invocations_per_workgroup,
+            );
+        }
+        if x > l.max_compute_workgroup_size_x {
+            return over(
+                format!("{self:?}"),
+                x as u64,
+                "max_compute_workgroup_size_x",
+                l.max_compute_workgroup_size_x,
+            );
+        }
+        if y > l.max_compute_workgroup_size_y {
+            return over(
+                format!("{self:?}"),
+                y as u64,
+                "max_compute_workgroup_size_y",
+                l.max_compute_workgroup_size_y,
+            );
+        }
+        if memory > l.max_compute_workgroup_storage_size {
+            return over(
+                format!("{self:?}: {memory} bytes of workgroup memory"),
+                memory as u64,
+                "max_compute_workgroup_storage_size",
+                l.max_compute_workgroup_storage_size,
+            );
+        }
+        Ok(())
+    }
+}
+
 fn is_cpu(ctx: &GpuContext) -> bool {
     ctx.info.device_type == wgpu::DeviceType::Cpu
 }
@@ -394,6 +458,7 @@ pub fn matmul_tiled(
             ));
         }
     }
+    tile.fits(ctx)?;
     let (sa, sb) = spec.strides();
     let u = |x: usize| x as u32;
     let mut params = Params {
