@@ -136,16 +136,33 @@ pub(crate) fn needs_gpu(what: &str, device: &str) -> Error {
 
 type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + 'a>>;
 
+/// `Send` on native targets, so that a session (and a trainer) can move to another thread;
+/// nothing on wasm, where wgpu's types are not `Send`.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) trait MaybeSend: Send {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + ?Sized> MaybeSend for T {}
+#[cfg(target_arch = "wasm32")]
+pub(crate) trait MaybeSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSend for T {}
+
+/// A program's executable, its type erased (`Send` where [`MaybeSend`] is).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type AnyExe = dyn Any + Send;
+#[cfg(target_arch = "wasm32")]
+pub(crate) type AnyExe = dyn Any;
+
 /// [`Backend`] with its executable type erased, so that a session can hold any backend. Each
 /// method downcasts the program's executable to the backend's own type; the session has already
 /// checked that the program is its own, so a mismatch here is a bug, reported as an error.
-pub(crate) trait DynBackend {
+pub(crate) trait DynBackend: MaybeSend {
     fn describe(&self) -> String;
     fn compile<'a>(
         &'a self,
         info: &'a ProgramInfo,
         entries: &'a [ParamEntry],
-    ) -> Fut<'a, Box<dyn Any>>;
+    ) -> Fut<'a, Box<AnyExe>>;
     fn run<'a>(
         &'a mut self,
         exe: &'a mut dyn Any,
@@ -196,7 +213,10 @@ fn exe_ref<B: Backend>(exe: &dyn Any) -> Result<&B::Exe> {
     exe.downcast_ref::<B::Exe>().ok_or_else(mismatch)
 }
 
-impl<B: Backend> DynBackend for B {
+impl<B: Backend + MaybeSend> DynBackend for B
+where
+    B::Exe: MaybeSend,
+{
     fn describe(&self) -> String {
         Backend::describe(self)
     }
@@ -204,10 +224,10 @@ impl<B: Backend> DynBackend for B {
         &'a self,
         info: &'a ProgramInfo,
         entries: &'a [ParamEntry],
-    ) -> Fut<'a, Box<dyn Any>> {
+    ) -> Fut<'a, Box<AnyExe>> {
         Box::pin(async move {
             let exe = Backend::compile(self, info, entries).await?;
-            Ok(Box::new(exe) as Box<dyn Any>)
+            Ok(Box::new(exe) as Box<AnyExe>)
         })
     }
     fn run<'a>(

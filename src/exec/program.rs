@@ -2,10 +2,10 @@
 //! from ([`ProgramInfo`]: the graph, its memory plan, where each parameter comes from), and the
 //! [`Program`] a session hands back, which remembers the session that compiled it.
 
+use super::backend::AnyExe;
 use super::state::ParamEntry;
 use crate::error::{Error, Result};
 use crate::graph::{Gradients, Graph, MemoryPlan, NodeId, Op, Storage};
-use std::any::Any;
 
 /// What a compiled program computes.
 #[derive(Clone, Debug, Default)]
@@ -152,7 +152,7 @@ pub struct Program {
     pub(crate) info: ProgramInfo,
     pub(crate) runs: u64,
     /// The backend's compiled form (its `Backend::Exe`).
-    pub(crate) exe: Box<dyn Any>,
+    pub(crate) exe: Box<AnyExe>,
     pub(crate) launches: usize,
 }
 

@@ -411,3 +411,48 @@ fn classifier_logits_stay_on_the_gpu() {
         assert_eq!(c.flush_losses().unwrap().len(), 2);
     }
 }
+
+/// What a host may move to, or share with, another thread: trainers, sessions and programs
+/// move; a context is shared.
+#[test]
+fn engines_move_between_threads_and_share_a_device() {
+    fn moves<T: Send>() {}
+    fn shared<T: Send + Sync>() {}
+    moves::<Trainer>();
+    moves::<Session>();
+    moves::<wgrad::exec::Program>();
+    moves::<wgrad::classify::Classifier>();
+    shared::<GpuContext>();
+    // Two trainers on two threads, on one device at once, each as it computes alone.
+    let run = |t: &mut Trainer, seed: u64| {
+        for i in 0..4 {
+            t.step(&images(BATCH, seed + i)).unwrap();
+        }
+        let losses: Vec<u32> = t
+            .flush_losses()
+            .unwrap()
+            .iter()
+            .map(|l| l.1.to_bits())
+            .collect();
+        (losses, param_bits(t))
+    };
+    for ctx in contexts() {
+        let alone: Vec<_> = [100, 200]
+            .map(|seed| run(&mut trainer(Device::Gpu(ctx.clone())), seed))
+            .into();
+        let together: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = [100, 200]
+                .map(|seed| {
+                    let mut t = trainer(Device::Gpu(ctx.clone()));
+                    s.spawn(move || run(&mut t, seed))
+                })
+                .into();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(
+            alone == together,
+            "[{}] two threads changed the numbers",
+            tag(ctx)
+        );
+    }
+}
