@@ -74,17 +74,31 @@ fn mse_loss_backward(@builtin(workgroup_id) wid: vec3<u32>,
     grad[i] = 2.0 * (z[i] - tgt[i]) / f32(p.n) * g[0];
 }
 
+// NaN, by its bits (WGSL lets a compiler assume floats are never NaN), and a NaN to return.
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn nan() -> f32 {
+    return bitcast<f32>(0x7fc00000u);
+}
+
 // Row max and Σ exp(z − max) of one row of the logits: subtracting the max keeps every exp ≤ 1.
+// A row with a NaN has a NaN max, so that its loss and gradient are NaN as in PyTorch (max()
+// may drop a NaN, and some exp() of NaN return a number).
 fn row_stats(base: u32) -> vec2<f32> {
     var m = z[base];
-    for (var k = 1u; k < p.classes; k++) {
-        m = max(m, z[base + k]);
+    var any_nan = false;
+    for (var k = 0u; k < p.classes; k++) {
+        let v = z[base + k];
+        m = max(m, v);
+        any_nan = any_nan || is_nan(v);
     }
     var s = 0.0;
     for (var k = 0u; k < p.classes; k++) {
         s += exp(z[base + k] - m);
     }
-    return vec2<f32>(m, s);
+    return vec2<f32>(select(m, nan(), any_nan), s);
 }
 
 // out[0] = mean over rows of logsumexp(z) − z[label]. One workgroup.
@@ -97,7 +111,7 @@ fn softmax_cross_entropy(@builtin(local_invocation_index) lid: u32) {
             let base = r * p.classes;
             let st = row_stats(base);
             // (max − z[label]) + log Σ: the difference first, so no large terms cancel.
-            acc += (st.x - z[base + label]) + log(st.y);
+            acc += select((st.x - z[base + label]) + log(st.y), nan(), is_nan(st.x));
         }
     }
     partial[lid] = acc;
@@ -123,7 +137,7 @@ fn softmax_cross_entropy_backward(@builtin(workgroup_id) wid: vec3<u32>,
     let scale = g[0] / f32(p.n);
     for (var k = 0u; k < p.classes; k++) {
         let softmax = exp(z[base + k] - st.x) / st.y;
-        let d = (softmax - select(0.0, 1.0, k == label)) * scale;
+        let d = select((softmax - select(0.0, 1.0, k == label)) * scale, nan(), is_nan(st.x));
         grad[base + k] = select(0.0, d, valid);
     }
 }

@@ -59,13 +59,23 @@ fn batch_range(t: u32, summed: bool) -> vec2<u32> {
 override WG_X: u32 = 8u; // invocations along n
 override WG_Y: u32 = 8u; // invocations along m
 
+// NaN, by its bits: WGSL lets a compiler assume floats are never NaN, so a comparison cannot
+// be trusted to see one. Kernels keep NaN as NaN where PyTorch does (ReLU of NaN is NaN).
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn is_nan4(x: vec4<f32>) -> vec4<bool> {
+    return (bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
+}
+
 fn act(x: f32) -> f32 {
     switch p.act {
-        case 1u: { return max(x, 0.0); }
+        case 1u: { return select(max(x, 0.0), x, is_nan(x)); }
         case 2u: { return select(p.slope * x, x, x > 0.0); }
-        case 3u: { return 1.0 / (1.0 + exp(-x)); }
+        case 3u: { return select(1.0 / (1.0 + exp(-x)), x, is_nan(x)); }
         // Clamped as in pointwise.wgsl: where tanh is built from exp, ±inf/inf would give NaN.
-        case 4u: { return tanh(clamp(x, -10.0, 10.0)); }
+        case 4u: { return select(tanh(clamp(x, -10.0, 10.0)), x, is_nan(x)); }
         default: { return x; }
     }
 }
@@ -323,10 +333,12 @@ fn mac_block(acc: ptr<function, Block>, a: Quads, b: Quads) {
 // The activation, chosen by a constant so the epilogue holds only the one in use. Same
 // definitions as act() above.
 fn act4(x: vec4<f32>) -> vec4<f32> {
-    if ACT == 1u { return max(x, vec4<f32>(0.0)); }
+    if ACT == 1u { return select(max(x, vec4<f32>(0.0)), x, is_nan4(x)); }
     if ACT == 2u { return select(p.slope * x, x, x > vec4<f32>(0.0)); }
-    if ACT == 3u { return 1.0 / (1.0 + exp(-x)); }
-    if ACT == 4u { return tanh(clamp(x, vec4<f32>(-10.0), vec4<f32>(10.0))); }
+    if ACT == 3u { return select(1.0 / (1.0 + exp(-x)), x, is_nan4(x)); }
+    if ACT == 4u {
+        return select(tanh(clamp(x, vec4<f32>(-10.0), vec4<f32>(10.0))), x, is_nan4(x));
+    }
     return x;
 }
 

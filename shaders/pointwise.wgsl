@@ -34,21 +34,30 @@ fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return group * WG + lid;
 }
 
+// NaN, by its bits: WGSL lets a compiler assume floats are never NaN, so a comparison cannot
+// be trusted to see one. Kernels keep NaN as NaN where PyTorch does (ReLU of NaN is NaN).
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
 @compute @workgroup_size(WG)
 fn relu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if i >= p.n { return; }
-    out2[i] = max(in1[i], 0.0);
+    let x = in1[i];
+    out2[i] = select(max(x, 0.0), x, is_nan(x));
 }
 
-// dx = dy where x > 0, else 0 (PyTorch: relu'(0) = 0). in1 = x, in2 = dy, out3 = dx.
+// dx = 0 where x ≤ 0, else dy (PyTorch's threshold_backward: relu'(0) = 0, a NaN x passes dy).
+// in1 = x, in2 = dy, out3 = dx.
 @compute @workgroup_size(WG)
 fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if i >= p.n { return; }
-    out3[i] = select(0.0, in2[i], in1[i] > 0.0);
+    let x = in1[i];
+    out3[i] = select(0.0, in2[i], x > 0.0 || is_nan(x));
 }
 
 @compute @workgroup_size(WG)
@@ -77,8 +86,10 @@ fn sigmoid_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
                    @builtin(local_invocation_index) lid: u32) {
     let i = element(wid, nwg, lid);
     if i >= p.n { return; }
-    // exp(-x) overflows to +inf for x < -88, giving 1/inf = 0: the right limit, no NaN.
-    out2[i] = 1.0 / (1.0 + exp(-in1[i]));
+    // exp(-x) overflows to +inf for x < -88, giving 1/inf = 0: the right limit, no NaN. A NaN
+    // stays NaN (SwiftShader's exp of NaN is a number).
+    let x = in1[i];
+    out2[i] = select(1.0 / (1.0 + exp(-x)), x, is_nan(x));
 }
 
 // Takes the forward output y (cheaper than recomputing σ(x)): dx = dy·y·(1 − y).
@@ -98,7 +109,9 @@ fn tanh_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     if i >= p.n { return; }
     // Some backends build tanh from exp(2x) and return NaN once that overflows (|x| > ~44).
     // tanh(±10) already rounds to ±1 in f32, so clamping changes no result and avoids that.
-    out2[i] = tanh(clamp(in1[i], -10.0, 10.0));
+    // clamp() of a NaN may give a bound: keep the NaN.
+    let x = in1[i];
+    out2[i] = select(tanh(clamp(x, -10.0, 10.0)), x, is_nan(x));
 }
 
 // Takes the forward output y: dx = dy·(1 − y²).

@@ -40,6 +40,21 @@ pub enum Error {
     #[error("GPU error in {op}: {message}")]
     Gpu { op: String, message: String },
 
+    /// The device could not allocate a buffer: it ran out of memory.
+    #[error(
+        "{op}: out of GPU memory allocating {what} ({bytes} bytes; the device allows buffers up to {max_buffer_size} bytes, but its memory ran out first)"
+    )]
+    OutOfMemory {
+        op: String,
+        what: String,
+        bytes: u64,
+        max_buffer_size: u64,
+    },
+
+    /// The device is gone: removed, reset, its driver crashed, or it was destroyed.
+    #[error("the GPU device was lost: {reason}")]
+    DeviceLost { reason: String },
+
     /// A blocking wait for the device gave up ([`crate::Options::wait_timeout`]).
     #[error("{op}: the device did not finish within {seconds} s (Options::wait_timeout)")]
     Timeout { op: String, seconds: f64 },

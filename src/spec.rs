@@ -36,6 +36,8 @@ impl Activation {
     pub fn apply(self, x: f64) -> f64 {
         match self {
             Activation::None => x,
+            // PyTorch keeps NaN (f64::max would drop it).
+            Activation::Relu if x.is_nan() => x,
             Activation::Relu => x.max(0.0),
             Activation::LeakyRelu(s) => {
                 if x > 0.0 {

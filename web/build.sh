@@ -6,15 +6,14 @@
 #
 # Needs the wasm32-unknown-unknown target (rustup target add wasm32-unknown-unknown) and
 # wasm-bindgen-cli of the exact version of the wasm-bindgen crate in Cargo.lock
-# (cargo install wasm-bindgen-cli --version =<that>). PROFILE=dev builds faster, runs slower.
+# (cargo install wasm-bindgen-cli --version =<that>). PROFILE=dev or PROFILE=wasm (the cargo
+# profile CI's browser tests use) build faster and run slower.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile="${PROFILE:-release}"
-flag="--release"
-[ "$profile" = dev ] && flag=""
-cargo rustc --lib $flag --target wasm32-unknown-unknown --no-default-features --features web \
-  --crate-type cdylib
-dir=release
+cargo rustc --lib --profile "$profile" --target wasm32-unknown-unknown --no-default-features \
+  --features web --crate-type cdylib
+dir="$profile"
 [ "$profile" = dev ] && dir=debug
 want="$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')"
 have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')"

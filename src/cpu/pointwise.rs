@@ -83,10 +83,10 @@ pub fn relu_forward(x: &Tensor) -> Result<Tensor> {
     unary("relu_forward", x, |v| Activation::Relu.apply(v))
 }
 
-/// `dx = dy` where `x > 0`, else 0.
+/// `dx = 0` where `x ≤ 0`, else `dy` (PyTorch's `threshold_backward`: a NaN `x` passes `dy`).
 pub fn relu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
     binary("relu_backward", ["x", "dy"], x, dy, |x, dy| {
-        if x > 0.0 { dy } else { 0.0 }
+        if x <= 0.0 { 0.0 } else { dy }
     })
 }
 

@@ -131,12 +131,15 @@ impl GpuContext {
     fn storage(&self, label: &str, shape: Shape, dtype: DType) -> Result<GpuTensor> {
         let bytes = (shape.numel() as u64 * 4).max(4);
         self.check_size(label, "tensor", bytes)?;
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes,
-            usage: STORAGE,
-            mapped_at_creation: false,
-        });
+        let buffer = self.create_buffer(
+            label,
+            &wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: STORAGE,
+                mapped_at_creation: false,
+            },
+        )?;
         Ok(GpuTensor {
             buffer: Arc::new(buffer),
             offset: 0,
@@ -210,13 +213,17 @@ impl GpuContext {
             return Ok(Vec::new());
         }
         let op = format!("download {what}");
+        self.check_faults()?;
+        let staging = self.create_buffer(
+            &op,
+            &wgpu::BufferDescriptor {
+                label: Some("wgrad readback staging"),
+                size: len,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            },
+        )?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("wgrad readback staging"),
-            size: len,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
         let mut enc = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -225,14 +232,16 @@ impl GpuContext {
         enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, len);
         self.queue.submit([enc.finish()]);
         if let Some(message) = self.pop_scope(&op, scope) {
-            return Err(Error::gpu(op, message));
+            return Err(self.fault_or(Error::gpu(op, message)));
         }
         let (mapped, deliver) = callback(&self.device);
         staging
             .slice(..)
             .map_async(wgpu::MapMode::Read, move |r| deliver.send(r));
-        mapped.await.map_err(|e| Error::gpu(&op, e))?;
-        self.check_deferred()?;
+        mapped
+            .await
+            .map_err(|e| self.fault_or(Error::gpu(&op, e)))?;
+        self.check_faults()?;
         let data = staging
             .slice(..)
             .get_mapped_range()
@@ -248,7 +257,7 @@ impl GpuContext {
         let (done, deliver) = callback(&self.device);
         self.queue.on_submitted_work_done(move || deliver.send(()));
         done.await;
-        self.check_deferred()
+        self.check_faults()
     }
 
     /// Blocking [`GpuContext::download_async`] (native only).

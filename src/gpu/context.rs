@@ -4,6 +4,7 @@
 //! queue, and its own pipeline cache. Several contexts can live side by side.
 
 use crate::error::{Error, Result};
+use crate::gpu::faults::Faults;
 use crate::gpu::future::DeferredErrors;
 use crate::gpu::pipeline::PipelineCache;
 use crate::options::Options;
@@ -199,6 +200,7 @@ pub struct GpuContext {
     pub(crate) pipelines: PipelineCache,
     pub(crate) tune: crate::gpu::tune::TuneState,
     pub(crate) deferred: DeferredErrors,
+    faults: std::sync::Arc<Faults>,
     transfers: [AtomicU64; 2],
     placeholder: std::sync::OnceLock<crate::gpu::GpuTensor>,
 }
@@ -312,7 +314,20 @@ impl GpuContext {
                     adapter: info.name.clone(),
                     message: e.to_string(),
                 })?;
-        Ok(Self::from_device(device, queue, info, options.clone()))
+        let ctx = Self::from_device(device, queue, info, options.clone());
+        // wgpu's default for an uncaptured error is a panic: on devices wgrad creates, faults
+        // become errors of the next call instead (a host installs its own, see
+        // `report_device_lost`).
+        let faults = ctx.faults.clone();
+        ctx.device.set_device_lost_callback(move |reason, message| {
+            faults.lose(describe_loss(reason, &message))
+        });
+        let faults = ctx.faults.clone();
+        ctx.device
+            .on_uncaptured_error(std::sync::Arc::new(move |e| {
+                faults.uncaptured(e.to_string())
+            }));
+        Ok(ctx)
     }
 
     /// Wraps a device and queue that a host application already owns. wgrad reads the device's
@@ -337,6 +352,7 @@ impl GpuContext {
             pipelines: PipelineCache::default(),
             tune: Default::default(),
             deferred: Default::default(),
+            faults: Default::default(),
             transfers: Default::default(),
             placeholder: Default::default(),
         }
@@ -380,15 +396,68 @@ impl GpuContext {
     }
 
     /// Pops an error scope: its error, if wgpu reports it now; a browser reports later, and
-    /// [`GpuContext::check_deferred`] returns it then.
+    /// [`GpuContext::check_faults`] returns it then.
     pub(crate) fn pop_scope(&self, op: &str, scope: wgpu::ErrorScopeGuard) -> Option<String> {
         self.deferred.pop(op, scope)
     }
 
-    /// Errors that the device reported after the call that caused them had returned (WebGPU
-    /// reports validation errors asynchronously); `Ok` on native, where none are late.
-    pub fn check_deferred(&self) -> Result<()> {
+    /// What the device reported since the last call: a lost device, an error no scope caught,
+    /// or an error scope that answered late (WebGPU reports validation asynchronously). Every
+    /// run and read-back checks this first.
+    pub fn check_faults(&self) -> Result<()> {
+        // A loss is reported through a callback that runs when the device is polled.
+        crate::gpu::future::poll_device(&self.device);
+        if let Some(reason) = self.faults.lost() {
+            return Err(Error::DeviceLost { reason });
+        }
+        if let Some(message) = self.faults.take_uncaptured() {
+            return Err(Error::gpu("an operation no error scope caught", message));
+        }
         self.deferred.check()
+    }
+
+    /// `e`, or the device-lost error when the device is gone (a failed map or submission after
+    /// a loss is only its symptom).
+    pub(crate) fn fault_or(&self, e: Error) -> Error {
+        // A loss is reported through a callback that runs when the device is polled.
+        crate::gpu::future::poll_device(&self.device);
+        match self.faults.lost() {
+            Some(reason) => Error::DeviceLost { reason },
+            None => e,
+        }
+    }
+
+    /// For a host that handed over its own device: call this from the device-lost callback you
+    /// install (`Device::set_device_lost_callback`), so that wgrad's next call reports
+    /// [`Error::DeviceLost`] instead of failing obscurely.
+    pub fn report_device_lost(&self, reason: impl Into<String>) {
+        self.faults.lose(reason.into());
+    }
+
+    /// For a host that handed over its own device: forward an error your uncaptured-error
+    /// handler received (`Device::on_uncaptured_error`), so that wgrad's next call reports it.
+    pub fn report_uncaptured(&self, message: impl Into<String>) {
+        self.faults.uncaptured(message.into());
+    }
+
+    /// A buffer from `desc`, or [`Error::OutOfMemory`] when the device has no room for it
+    /// (the error scope catches what would otherwise be an uncaptured error).
+    pub(crate) fn create_buffer(
+        &self,
+        op: &str,
+        desc: &wgpu::BufferDescriptor,
+    ) -> Result<wgpu::Buffer> {
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = self.device.create_buffer(desc);
+        match self.pop_scope(op, scope) {
+            None => Ok(buffer),
+            Some(_) => Err(self.fault_or(Error::OutOfMemory {
+                op: op.into(),
+                what: desc.label.unwrap_or("a buffer").into(),
+                bytes: desc.size,
+                max_buffer_size: self.limits.max_buffer_size,
+            })),
+        }
     }
 
     /// Blocks until `fut` is done, waiting in `Device::poll` for at most
@@ -399,7 +468,12 @@ impl GpuContext {
         op: &str,
         fut: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
-        crate::gpu::future::block_on(&self.device, op, self.options.wait_timeout, fut)
+        crate::gpu::future::block_on(&self.device, op, self.options.wait_timeout, fut).map_err(
+            |e| match e {
+                Error::Timeout { .. } | Error::Gpu { .. } => self.fault_or(e),
+                e => e,
+            },
+        )
     }
 
     /// `name (backend)`, for reports.
@@ -443,4 +517,16 @@ pub fn tag(ctx: &GpuContext) -> String {
     let name = ctx.info.name.split('(').next().unwrap_or("").trim();
     let name = if name.is_empty() { "?" } else { name };
     format!("{}:{name}", backend_name(ctx.backend()))
+}
+
+/// A device loss as a sentence.
+fn describe_loss(reason: wgpu::DeviceLostReason, message: &str) -> String {
+    let what = match reason {
+        wgpu::DeviceLostReason::Destroyed => "the device was destroyed",
+        _ => "the driver or the system gave it up",
+    };
+    match message.trim() {
+        "" => what.into(),
+        m => format!("{what} ({m})"),
+    }
 }

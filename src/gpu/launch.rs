@@ -8,7 +8,6 @@ use crate::gpu::buffer::GpuTensor;
 use crate::gpu::context::GpuContext;
 use crate::gpu::shaders::ShaderFile;
 use std::sync::Arc;
-use wgpu::util::DeviceExt;
 
 /// How many workgroups a kernel needs.
 #[derive(Clone, Copy, Debug)]
@@ -136,18 +135,22 @@ impl GpuContext {
         }
         let pipeline = self.pipeline(file, entry, constants)?;
         let label = format!("{entry} ({})", file.name);
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        // Uniform buffers must be at least 16 bytes on some backends; pad.
+        // Uniform buffers must be at least 16 bytes on some backends; pad. Written through the
+        // queue rather than mapped at creation, which panics on a lost device.
         let mut bytes = params.to_vec();
         bytes.resize(bytes.len().div_ceil(16).max(1) * 16, 0);
-        let params_buf = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        let params_buf = self.create_buffer(
+            entry,
+            &wgpu::BufferDescriptor {
                 label: Some(&format!("{entry} params")),
-                contents: &bytes,
+                size: bytes.len() as u64,
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            });
+                mapped_at_creation: false,
+            },
+        )?;
+        self.queue.write_buffer(&params_buf, 0, &bytes);
         self.count_upload(bytes.len() as u64);
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: params_buf.as_entire_binding(),

@@ -6,6 +6,7 @@
 
 pub mod buffer;
 pub mod context;
+pub(crate) mod faults;
 pub mod future;
 pub mod kernels;
 pub mod launch;

@@ -5,10 +5,12 @@
 mod common;
 mod conv;
 mod errors;
+mod faults;
 mod host;
 mod im2col;
 mod loss;
 mod matmul;
+mod nan;
 mod optim;
 mod pointwise;
 mod reduce;

@@ -62,10 +62,10 @@ impl LossRing {
         let slot = &mut self.slots[i];
         slot.state = SlotState::Idle;
         r.map_err(|e| {
-            Error::gpu(
+            ctx.fault_or(Error::gpu(
                 "loss read-back",
                 format!("mapping the loss buffer failed: {e}"),
-            )
+            ))
         })?;
         let bytes = slot
             .buffer

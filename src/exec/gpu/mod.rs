@@ -141,7 +141,7 @@ impl Backend for GpuBackend {
         run: &RunArgs<'_>,
     ) -> Result<()> {
         let ctx = self.store.ctx.clone();
-        ctx.check_deferred()?;
+        ctx.check_faults()?;
         // One swap per run: each costs its first dispatch a compile on CPU drivers.
         exe.tier_up(&ctx, 1, false)?;
         let slot = match (info.loss, exe.ring.as_mut()) {
@@ -158,7 +158,7 @@ impl Backend for GpuBackend {
         self.encode(exe, info, run, &mut enc, slot);
         ctx.queue.submit([enc.finish()]);
         if let Some(message) = ctx.pop_scope(what(run), scope) {
-            return Err(Error::gpu(what(run), message));
+            return Err(ctx.fault_or(Error::gpu(what(run), message)));
         }
         if let (Some(i), Some(ring)) = (slot, exe.ring.as_mut()) {
             ring.map(&ctx, i)?;
@@ -175,7 +175,7 @@ impl Backend for GpuBackend {
         encoder: &mut wgpu::CommandEncoder,
     ) -> Result<RecordedRun> {
         let ctx = self.store.ctx.clone();
-        ctx.check_deferred()?;
+        ctx.check_faults()?;
         exe.tier_up(&ctx, 1, false)?;
         let slot = match (info.loss, exe.ring.as_mut()) {
             (Some(_), Some(ring)) => Some(ring.claim_now(&ctx)?.ok_or_else(|| {
@@ -212,7 +212,7 @@ impl Backend for GpuBackend {
     }
 
     fn losses(&mut self, exe: &mut GpuProgram) -> Result<Vec<(u64, f32)>> {
-        self.ctx().check_deferred()?;
+        self.ctx().check_faults()?;
         match exe.ring.as_mut() {
             Some(ring) => {
                 ring.poll(&self.store.ctx)?;
@@ -226,7 +226,7 @@ impl Backend for GpuBackend {
         match exe.ring.as_mut() {
             Some(ring) => {
                 ring.flush(&self.store.ctx).await?;
-                self.store.ctx.check_deferred()?;
+                self.store.ctx.check_faults()?;
                 Ok(ring.take())
             }
             None => Ok(Vec::new()),
