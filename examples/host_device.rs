@@ -3,8 +3,8 @@
 //! its frame loop — the step recorded into the host's command encoder next to the host's pass,
 //! the images never copied to the CPU, the loss read back a few frames later without the loop
 //! ever waiting for the device. At the end it prints how many bytes wgrad moved GPU→CPU per
-//! step (the goal: the 4-byte loss), then evaluates on the GPU and copies the reconstructions
-//! into a buffer of its own.
+//! step (the goal: the loss and its divergence check, 8 bytes), then evaluates on the GPU and
+//! copies the reconstructions into a buffer of its own.
 //!
 //! Run: `cargo run --release --example host_device [-- vulkan|gl|metal|dx12]`
 #![cfg_attr(target_arch = "wasm32", allow(unused_imports, dead_code))]
@@ -121,6 +121,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         adapter.get_info(),
         Options::default(),
     ));
+    // wgpu's default for an error no scope catches is a panic, and a lost device is otherwise
+    // only seen as failing calls: forward both to wgrad, whose next call then reports them as
+    // errors (weak references: the device must not keep its own context alive).
+    let weak = Arc::downgrade(&ctx);
+    device.set_device_lost_callback(move |reason, message| {
+        if let Some(c) = weak.upgrade() {
+            c.report_device_lost(format!("{reason:?}: {message}"));
+        }
+    });
+    let weak = Arc::downgrade(&ctx);
+    device.on_uncaptured_error(Arc::new(move |e| {
+        if let Some(c) = weak.upgrade() {
+            c.report_uncaptured(e.to_string());
+        }
+    }));
     println!("training on {}", ctx.describe());
     let adam = AdamConfig {
         lr: 3e-3,
@@ -193,7 +208,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let to_gpu = moved.to_gpu - start.to_gpu;
     println!("{steps} steps in {FRAMES} frames ({skipped} frames skipped a step rather than wait)");
     println!(
-        "wgrad moved {:.1} bytes GPU→CPU per step (the loss) and {:.1} bytes CPU→GPU per step (kernel parameters: the optimizer's step, and those of kernels swapped in as they finish compiling); the images never left the GPU",
+        "wgrad moved {:.1} bytes GPU→CPU per step (the loss and the divergence check) and {:.1} bytes CPU→GPU per step (kernel parameters: the optimizer's step, and those of kernels swapped in as they finish compiling); the images never left the GPU",
         to_host as f64 / steps.max(1) as f64,
         to_gpu as f64 / steps.max(1) as f64
     );

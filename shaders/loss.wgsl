@@ -74,13 +74,10 @@ fn mse_loss_backward(@builtin(workgroup_id) wid: vec3<u32>,
     grad[i] = 2.0 * (z[i] - tgt[i]) / f32(p.n) * g[0];
 }
 
-// NaN, by its bits (WGSL lets a compiler assume floats are never NaN), and a NaN to return.
+// NaN, by its bits (WGSL lets a compiler assume floats are never NaN). There is no NaN constant:
+// Tint refuses a NaN literal (even one made by bitcast), so a NaN is passed on from the input.
 fn is_nan(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
-
-fn nan() -> f32 {
-    return bitcast<f32>(0x7fc00000u);
 }
 
 // Row max and Σ exp(z − max) of one row of the logits: subtracting the max keeps every exp ≤ 1.
@@ -89,16 +86,20 @@ fn nan() -> f32 {
 fn row_stats(base: u32) -> vec2<f32> {
     var m = z[base];
     var any_nan = false;
+    var a_nan = 0.0;
     for (var k = 0u; k < p.classes; k++) {
         let v = z[base + k];
         m = max(m, v);
-        any_nan = any_nan || is_nan(v);
+        if is_nan(v) {
+            any_nan = true;
+            a_nan = v;
+        }
     }
     var s = 0.0;
     for (var k = 0u; k < p.classes; k++) {
         s += exp(z[base + k] - m);
     }
-    return vec2<f32>(select(m, nan(), any_nan), s);
+    return vec2<f32>(select(m, a_nan, any_nan), s);
 }
 
 // out[0] = mean over rows of logsumexp(z) − z[label]. One workgroup.
@@ -111,7 +112,7 @@ fn softmax_cross_entropy(@builtin(local_invocation_index) lid: u32) {
             let base = r * p.classes;
             let st = row_stats(base);
             // (max − z[label]) + log Σ: the difference first, so no large terms cancel.
-            acc += select((st.x - z[base + label]) + log(st.y), nan(), is_nan(st.x));
+            acc += select((st.x - z[base + label]) + log(st.y), st.x, is_nan(st.x));
         }
     }
     partial[lid] = acc;
@@ -137,7 +138,7 @@ fn softmax_cross_entropy_backward(@builtin(workgroup_id) wid: vec3<u32>,
     let scale = g[0] / f32(p.n);
     for (var k = 0u; k < p.classes; k++) {
         let softmax = exp(z[base + k] - st.x) / st.y;
-        let d = select((softmax - select(0.0, 1.0, k == label)) * scale, nan(), is_nan(st.x));
+        let d = select((softmax - select(0.0, 1.0, k == label)) * scale, st.x, is_nan(st.x));
         grad[base + k] = select(0.0, d, valid);
     }
 }

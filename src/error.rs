@@ -55,6 +55,13 @@ pub enum Error {
     #[error("the GPU device was lost: {reason}")]
     DeviceLost { reason: String },
 
+    /// Training diverged: a step's loss, or a parameter its update produced, is an infinity or
+    /// a NaN. Training stops there; nothing non-finite is written to a checkpoint.
+    #[error(
+        "training diverged at step {step}: {what} is not finite (NaN or infinite); lower the learning rate"
+    )]
+    Diverged { step: u64, what: String },
+
     /// A blocking wait for the device gave up ([`crate::Options::wait_timeout`]).
     #[error("{op}: the device did not finish within {seconds} s (Options::wait_timeout)")]
     Timeout { op: String, seconds: f64 },

@@ -206,6 +206,54 @@ fn small_data_sets_and_partial_batches_train_on_every_backend() {
     }
 }
 
+/// `train --lr 1e30` over a good checkpoint, on every backend: it stops with one line naming the
+/// step where the run diverged, exits non-zero, and leaves the good checkpoint (and the optimizer
+/// state it names) as they were and loadable.
+#[test]
+fn a_diverging_run_stops_and_keeps_the_good_checkpoint() {
+    for backend in backends() {
+        let d = dir(&format!("diverge-{backend}"));
+        let good = d.join("good.safetensors");
+        let g = good.to_str().unwrap();
+        let common = ["train", "--batch", "8", "--backend", backend, "--save", g];
+        ok(&[&common[..], &["--steps", "2"]].concat());
+        let files = |d: &Path| {
+            let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d)
+                .unwrap()
+                .flatten()
+                .map(|e| {
+                    let p = e.path();
+                    (p.display().to_string(), std::fs::read(&p).unwrap())
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let before = files(&d);
+        let out = wgrad(&[&common[..], &["--steps", "3", "--lr", "1e30"]].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or("");
+        assert!(!out.status.success(), "{backend}: a diverging run exited 0");
+        assert!(
+            last.starts_with("wgrad: training diverged at step") && last.contains("not finite"),
+            "{backend}: {err}"
+        );
+        assert!(
+            files(&d) == before,
+            "{backend}: the good checkpoint's files changed"
+        );
+        let saved = wgrad::io::load_model(&good).unwrap();
+        assert_eq!(saved.state.step, 2);
+        assert!(
+            saved
+                .state
+                .params
+                .iter()
+                .all(|(_, t)| t.data.iter().all(|v| v.is_finite()))
+        );
+    }
+}
+
 #[test]
 fn train_reconstruct_classify_encode() {
     let d = dir("flow");

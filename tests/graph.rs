@@ -427,3 +427,40 @@ fn no_two_live_tensors_share_a_pool_buffer() {
         }
     }
 }
+
+/// A trainer whose state was loaded from an earlier run counts its steps from there: losses are
+/// keyed by the optimizer step, with no arithmetic on the program's own run count to underflow.
+#[test]
+fn a_resumed_trainer_counts_from_its_state() {
+    use wgrad::train::Trainer;
+    let config = AutoencoderConfig::default();
+    let adam = Optimizer::Adam(wgrad::AdamConfig::adam());
+    let mut first = Trainer::new(Device::Cpu, config.clone(), 2, adam, 1).unwrap();
+    let x = Tensor::uniform([2, 1, 28, 28], 0.0, 1.0, 4);
+    for _ in 0..3 {
+        first.step(&x).unwrap();
+    }
+    let state = first.state().unwrap();
+    let mut resumed = Trainer::new(Device::Cpu, config, 2, adam, 1).unwrap();
+    resumed.load_state(&state).unwrap();
+    resumed.step(&x).unwrap();
+    let steps: Vec<u64> = resumed
+        .flush_losses()
+        .unwrap()
+        .iter()
+        .map(|l| l.0)
+        .collect();
+    assert_eq!(steps, vec![4]);
+    // And an earlier state loaded into a trainer that has run further.
+    let mut early = state.clone();
+    early.step = 1;
+    resumed.load_state(&early).unwrap();
+    resumed.step(&x).unwrap();
+    let steps: Vec<u64> = resumed
+        .flush_losses()
+        .unwrap()
+        .iter()
+        .map(|l| l.0)
+        .collect();
+    assert_eq!(steps, vec![2]);
+}

@@ -14,10 +14,12 @@
 //! | `elementwise.rs` | im2col / col2im / col2im_bias, every pointwise entry, reduce_sum / mean, MSE and cross-entropy with their backward |
 //! | `conv.rs` | conv2d and conv_transpose2d forward and data / weight / bias gradients |
 //! | `optim.rs` | sgd_step, adam_step, adamw_step over several steps |
+//! | `health.rs` | first_nonfinite, the divergence check after each step |
 //! | `train.rs` | one autoencoder training step: loss and every parameter gradient |
 
 mod conv;
 mod elementwise;
+mod health;
 mod matmul;
 mod optim;
 mod train;
@@ -159,6 +161,7 @@ pub fn catalogue_sized(train_batch: usize, layer_batch: usize) -> Vec<Case> {
     cases.extend(elementwise::cases());
     cases.extend(conv::cases(layer_batch));
     cases.extend(optim::cases());
+    cases.extend(health::cases());
     cases.push(train::autoencoder_step(train_batch));
     cases
 }

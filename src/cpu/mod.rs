@@ -4,6 +4,7 @@
 pub mod conv;
 #[cfg(test)]
 pub(crate) mod finite_diff;
+pub mod health;
 pub mod im2col;
 pub mod loss;
 pub mod matmul;

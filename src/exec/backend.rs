@@ -29,6 +29,18 @@ pub(crate) struct RunArgs<'a> {
     pub key: u64,
 }
 
+/// One run's loss as a backend reports it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LossReport {
+    /// The step (or, for other runs, the run) it belongs to.
+    pub key: u64,
+    pub loss: f32,
+    /// Whether the run was a training step.
+    pub step: bool,
+    /// For a step: the session entry that its update left non-finite first, if any.
+    pub nonfinite: Option<usize>,
+}
+
 /// A run recorded into a host's command encoder, whose loss read-back starts once the host has
 /// submitted it ([`Backend::submitted`]).
 #[derive(Debug)]
@@ -80,11 +92,11 @@ pub(crate) trait Backend {
         Ok(true)
     }
 
-    /// The losses of finished runs as `(key, loss)`, without waiting.
-    fn losses(&mut self, exe: &mut Self::Exe) -> Result<Vec<(u64, f32)>>;
+    /// The losses of finished runs, oldest first, without waiting.
+    fn losses(&mut self, exe: &mut Self::Exe) -> Result<Vec<LossReport>>;
 
     /// Every outstanding loss, once the device has finished the runs that produce them.
-    async fn flush_losses(&mut self, exe: &mut Self::Exe) -> Result<Vec<(u64, f32)>>;
+    async fn flush_losses(&mut self, exe: &mut Self::Exe) -> Result<Vec<LossReport>>;
 
     /// A node's value after the latest run (a fetched node, the loss, or a gradient).
     async fn read(&self, exe: &Self::Exe, node: NodeId) -> Result<Tensor>;
@@ -178,8 +190,8 @@ pub(crate) trait DynBackend: MaybeSend {
     ) -> Result<RecordedRun>;
     fn submitted(&mut self, exe: &mut dyn Any, run: RecordedRun) -> Result<()>;
     fn ready(&mut self, exe: &mut dyn Any) -> Result<bool>;
-    fn losses(&mut self, exe: &mut dyn Any) -> Result<Vec<(u64, f32)>>;
-    fn flush_losses<'a>(&'a mut self, exe: &'a mut dyn Any) -> Fut<'a, Vec<(u64, f32)>>;
+    fn losses(&mut self, exe: &mut dyn Any) -> Result<Vec<LossReport>>;
+    fn flush_losses<'a>(&'a mut self, exe: &'a mut dyn Any) -> Fut<'a, Vec<LossReport>>;
     fn read<'a>(&'a self, exe: &'a dyn Any, node: NodeId) -> Fut<'a, Tensor>;
     fn output(&self, exe: &dyn Any, node: NodeId) -> Result<GpuTensor>;
     fn read_state<'a>(
@@ -253,10 +265,10 @@ where
     fn ready(&mut self, exe: &mut dyn Any) -> Result<bool> {
         Backend::ready(self, exe_mut::<B>(exe)?)
     }
-    fn losses(&mut self, exe: &mut dyn Any) -> Result<Vec<(u64, f32)>> {
+    fn losses(&mut self, exe: &mut dyn Any) -> Result<Vec<LossReport>> {
         Backend::losses(self, exe_mut::<B>(exe)?)
     }
-    fn flush_losses<'a>(&'a mut self, exe: &'a mut dyn Any) -> Fut<'a, Vec<(u64, f32)>> {
+    fn flush_losses<'a>(&'a mut self, exe: &'a mut dyn Any) -> Fut<'a, Vec<LossReport>> {
         Box::pin(async move { Backend::flush_losses(self, exe_mut::<B>(exe)?).await })
     }
     fn read<'a>(&'a self, exe: &'a dyn Any, node: NodeId) -> Fut<'a, Tensor> {

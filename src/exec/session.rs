@@ -6,7 +6,7 @@
 //! [`crate::Options::wait_timeout`]. A program runs only on the session that compiled it.
 
 use super::Profile;
-use super::backend::{DynBackend, RecordedRun, RunArgs};
+use super::backend::{DynBackend, LossReport, RecordedRun, RunArgs};
 use super::device::Device;
 use super::feed::{self, Feed};
 use super::program::{Program, ProgramInfo, ProgramSpec, SessionTag};
@@ -42,6 +42,8 @@ pub struct Session {
     backend: Box<dyn DynBackend>,
     /// The program of a run recorded into a host's encoder and not yet reported submitted.
     unsubmitted: Option<u64>,
+    /// The first divergence seen, as (step, what): no step runs after it.
+    diverged: Option<(u64, String)>,
 }
 
 impl Session {
@@ -79,6 +81,7 @@ impl Session {
             step: 0,
             backend,
             unsubmitted: None,
+            diverged: None,
         })
     }
 
@@ -163,6 +166,12 @@ impl Session {
     ) -> Result<RunArgs<'a>> {
         self.own(p, op)?;
         self.not_waiting_for_submission(op)?;
+        if update && let Some((step, what)) = &self.diverged {
+            return Err(Error::Diverged {
+                step: *step,
+                what: what.clone(),
+            });
+        }
         feed::check(&p.info, feeds)?;
         let update = match update {
             false => None,
@@ -294,15 +303,43 @@ impl Session {
 
     /// The losses of finished runs as `(step, loss)` for training steps (`(run, loss)` for
     /// other runs), oldest first, without waiting: a GPU reports a run's loss some runs later.
+    /// A step whose loss, or whose update of the parameters, is not finite ends training with
+    /// [`Error::Diverged`] naming the step and the loss or the first parameter (every later
+    /// step is refused with it too).
     pub fn losses(&mut self, p: &mut Program) -> Result<Vec<(u64, f32)>> {
         self.own(p, "losses")?;
-        self.backend.losses(&mut *p.exe)
+        let reports = self.backend.losses(&mut *p.exe)?;
+        self.screen(reports)
     }
 
-    /// Every outstanding loss, once the device has finished the runs that produce them.
+    /// Every outstanding loss, once the device has finished the runs that produce them (and
+    /// [`Error::Diverged`] as [`Session::losses`] says).
     pub async fn flush_losses_async(&mut self, p: &mut Program) -> Result<Vec<(u64, f32)>> {
         self.own(p, "losses")?;
-        self.backend.flush_losses(&mut *p.exe).await
+        let reports = self.backend.flush_losses(&mut *p.exe).await?;
+        self.screen(reports)
+    }
+
+    /// The losses of `reports`, or the divergence of the first step whose loss or parameters
+    /// are not finite (the loss first: it is computed before the update).
+    fn screen(&mut self, reports: Vec<LossReport>) -> Result<Vec<(u64, f32)>> {
+        let mut out = Vec::with_capacity(reports.len());
+        for r in reports {
+            if r.step {
+                let what = if !r.loss.is_finite() {
+                    Some("the loss".to_string())
+                } else {
+                    r.nonfinite
+                        .map(|e| format!("parameter {}", self.entries[e].name))
+                };
+                if let Some(what) = what {
+                    self.diverged.get_or_insert((r.key, what.clone()));
+                    return Err(Error::Diverged { step: r.key, what });
+                }
+            }
+            out.push((r.key, r.loss));
+        }
+        Ok(out)
     }
 
     /// A fetched node's (or the loss's) value after the latest run, read back.

@@ -23,6 +23,7 @@ shader!(POINTWISE, "pointwise.wgsl");
 shader!(REDUCE, "reduce.wgsl");
 shader!(LOSS, "loss.wgsl");
 shader!(OPTIM, "optim.wgsl");
+shader!(HEALTH, "health.wgsl");
 
 /// Every shader file, for validation and translation tests.
-pub const ALL: &[ShaderFile] = &[MATMUL, IM2COL, POINTWISE, REDUCE, LOSS, OPTIM];
+pub const ALL: &[ShaderFile] = &[MATMUL, IM2COL, POINTWISE, REDUCE, LOSS, OPTIM, HEALTH];

@@ -50,6 +50,18 @@ pub fn save_model(
     optimizer: Option<&str>,
     extra: &[(&str, String)],
 ) -> Result<()> {
+    // A diverged run must not replace the last good checkpoint: refuse before touching a file.
+    for (name, t) in state.params.iter().chain(&state.optimizer) {
+        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::data(
+                path.display(),
+                format!(
+                    "refusing to write {name}: element {i} is {} (the run diverged); the file on disk is left as it was",
+                    t.data[i]
+                ),
+            ));
+        }
+    }
     let previous = std::fs::metadata(path)
         .is_ok()
         .then(|| Checkpoint::load(path).ok())

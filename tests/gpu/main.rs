@@ -4,8 +4,10 @@
 
 mod common;
 mod conv;
+mod diverge;
 mod errors;
 mod faults;
+mod health;
 mod host;
 mod im2col;
 mod loss;

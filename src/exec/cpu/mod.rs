@@ -4,7 +4,7 @@
 
 mod eval;
 
-use super::backend::{Backend, RunArgs, needs_gpu};
+use super::backend::{Backend, LossReport, RunArgs, needs_gpu};
 use super::feed::{Feed, feed_of};
 use super::program::ProgramInfo;
 use super::state::{ParamEntry, Stored};
@@ -22,7 +22,7 @@ pub(crate) struct CpuBackend {
 /// A program on the CPU: every node's latest value, and the losses not yet reported.
 pub(crate) struct CpuExe {
     values: Vec<Option<Tensor>>,
-    losses: Vec<(u64, f32)>,
+    losses: Vec<LossReport>,
 }
 
 impl CpuBackend {
@@ -90,11 +90,7 @@ impl Backend for CpuBackend {
             };
             exe.values[i] = Some(v);
         }
-        if let Some(l) = info.loss
-            && let Some(v) = &exe.values[l.0]
-        {
-            exe.losses.push((run.key, v.data[0]));
-        }
+        let mut nonfinite = None;
         if let Some((o, step)) = run.update {
             for &(e, g) in &info.grads {
                 let grad = exe.values[g.0]
@@ -107,15 +103,31 @@ impl Backend for CpuBackend {
                     step,
                 )?;
             }
+            // The parameters' health, as the GPU computes it after its optimizer dispatch.
+            let mut trained: Vec<usize> = info.grads.iter().map(|g| g.0).collect();
+            trained.sort_unstable();
+            nonfinite = trained
+                .into_iter()
+                .find(|&e| crate::cpu::health::first_nonfinite(&self.params[e].data) != 0);
+        }
+        if let Some(l) = info.loss
+            && let Some(v) = &exe.values[l.0]
+        {
+            exe.losses.push(LossReport {
+                key: run.key,
+                loss: v.data[0],
+                step: run.update.is_some(),
+                nonfinite,
+            });
         }
         Ok(())
     }
 
-    fn losses(&mut self, exe: &mut CpuExe) -> Result<Vec<(u64, f32)>> {
+    fn losses(&mut self, exe: &mut CpuExe) -> Result<Vec<LossReport>> {
         Ok(std::mem::take(&mut exe.losses))
     }
 
-    async fn flush_losses(&mut self, exe: &mut CpuExe) -> Result<Vec<(u64, f32)>> {
+    async fn flush_losses(&mut self, exe: &mut CpuExe) -> Result<Vec<LossReport>> {
         self.losses(exe)
     }
 

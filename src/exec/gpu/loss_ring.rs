@@ -6,6 +6,9 @@
 //!
 //! A run recorded into a host's command encoder copies its loss into a slot too, but the map
 //! can only be asked for once the host has submitted the encoder ([`LossRing::map`] then).
+//!
+//! A training step's slot also holds the parameters' health flag (shaders/health.wgsl): 8
+//! bytes a step, and divergence is known with the loss, at no extra wait.
 
 use crate::error::{Error, Result};
 use crate::gpu::future::{DeviceFuture, callback};
@@ -27,13 +30,24 @@ struct Slot {
     state: SlotState,
     /// The key (step or run number) of the loss this slot holds.
     key: u64,
+    /// Whether the health flag beside it was computed (a training step).
+    checked: bool,
+}
+
+/// One run's loss as read back: its key, the loss, and for a training step the health flag
+/// (0: every parameter finite; see [`crate::cpu::health::decode_first_nonfinite`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reading {
+    pub key: u64,
+    pub loss: f32,
+    pub health: Option<u32>,
 }
 
 /// A ring of loss read-back buffers, allocated once.
 pub(crate) struct LossRing {
     slots: Vec<Slot>,
     next: usize,
-    ready: Vec<(u64, f32)>,
+    ready: Vec<Reading>,
 }
 
 impl LossRing {
@@ -42,12 +56,13 @@ impl LossRing {
             .map(|i| Slot {
                 buffer: ctx.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("loss read-back {i}")),
-                    size: 4,
+                    size: 8,
                     usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 }),
                 state: SlotState::Idle,
                 key: 0,
+                checked: false,
             })
             .collect();
         LossRing {
@@ -74,9 +89,13 @@ impl LossRing {
             .map_err(|e| Error::gpu("loss read-back", e))?
             .to_vec();
         slot.buffer.unmap();
-        ctx.count_download(4);
-        let v = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        self.ready.push((slot.key, v));
+        ctx.count_download(8);
+        let word = |i: usize| [bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]];
+        self.ready.push(Reading {
+            key: slot.key,
+            loss: f32::from_le_bytes(word(0)),
+            health: slot.checked.then(|| u32::from_le_bytes(word(4))),
+        });
         Ok(())
     }
 
@@ -128,11 +147,24 @@ impl LossRing {
         Ok(Some(self.next))
     }
 
-    /// Encodes the copy of `loss` into slot `i` (claimed for the run reported as `key`).
-    pub fn copy(&mut self, enc: &mut wgpu::CommandEncoder, i: usize, loss: &GpuTensor, key: u64) {
-        enc.copy_buffer_to_buffer(&loss.buffer, loss.offset, &self.slots[i].buffer, 0, 4);
+    /// Encodes the copy of `loss`, and of the `health` flag where `checked`, into slot `i`
+    /// (claimed for the run reported as `key`).
+    pub fn copy(
+        &mut self,
+        enc: &mut wgpu::CommandEncoder,
+        i: usize,
+        loss: &GpuTensor,
+        health: &GpuTensor,
+        key: u64,
+        checked: bool,
+    ) {
         let slot = &mut self.slots[i];
+        enc.copy_buffer_to_buffer(&loss.buffer, loss.offset, &slot.buffer, 0, 4);
+        if checked {
+            enc.copy_buffer_to_buffer(&health.buffer, health.offset, &slot.buffer, 4, 4);
+        }
         slot.key = key;
+        slot.checked = checked;
         slot.state = SlotState::Recorded;
         self.next = (i + 1) % self.slots.len();
     }
@@ -155,9 +187,9 @@ impl LossRing {
     }
 
     /// Every loss collected so far, oldest first, emptying the list.
-    pub fn take(&mut self) -> Vec<(u64, f32)> {
+    pub fn take(&mut self) -> Vec<Reading> {
         let mut v = std::mem::take(&mut self.ready);
-        v.sort_by_key(|(key, _)| *key);
+        v.sort_by_key(|r| r.key);
         v
     }
 

@@ -11,7 +11,7 @@ mod store;
 mod tier;
 
 use super::Profile;
-use super::backend::{Backend, RecordedRun, RunArgs};
+use super::backend::{Backend, LossReport, RecordedRun, RunArgs};
 use super::feed::{Feed, feed_of};
 use super::program::ProgramInfo;
 use super::state::{ParamEntry, Stored};
@@ -20,6 +20,7 @@ use crate::gpu::{GpuContext, GpuTensor};
 use crate::graph::NodeId;
 use crate::nn::Optimizer;
 use crate::tensor::Tensor;
+use loss_ring::Reading;
 use program::{GpuProgram, LOSS_SLOTS};
 use std::sync::Arc;
 use store::GpuStore;
@@ -74,7 +75,8 @@ impl GpuBackend {
     }
 
     /// Records the run into `enc`: GPU feeds copied into the program's inputs, every launch
-    /// (and the optimizer's) in one compute pass, and the loss copied into ring slot `slot`.
+    /// (and for a step the optimizer's, then the check that the parameters are still finite)
+    /// in one compute pass, and the loss with that check copied into ring slot `slot`.
     fn encode(
         &self,
         exe: &mut GpuProgram,
@@ -84,6 +86,11 @@ impl GpuBackend {
         slot: Option<usize>,
     ) {
         copy_gpu_feeds(exe, run, enc);
+        let store = &self.store;
+        let health = run.update.and(store.health_launch.as_ref());
+        if health.is_some() {
+            enc.clear_buffer(&store.health.buffer, store.health.offset, Some(4));
+        }
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("wgrad run"),
@@ -93,16 +100,38 @@ impl GpuBackend {
                 l.record(&mut pass);
             }
             if run.update.is_some()
-                && let Some(l) = &self.store.optim_launch
+                && let Some(l) = &store.optim_launch
             {
+                l.record(&mut pass);
+            }
+            if let Some(l) = health {
                 l.record(&mut pass);
             }
         }
         if let (Some(i), Some(l), Some(ring)) = (slot, info.loss, exe.ring.as_mut())
             && let Some(t) = &exe.tensors[l.0]
         {
-            ring.copy(enc, i, t, run.key);
+            ring.copy(enc, i, t, &store.health, run.key, run.update.is_some());
         }
+    }
+}
+
+impl GpuBackend {
+    /// What the ring read, with each step's health flag decoded to the parameter it names.
+    fn reports(&self, readings: Vec<Reading>) -> Vec<LossReport> {
+        let n = self.store.trainable_len();
+        readings
+            .into_iter()
+            .map(|r| LossReport {
+                key: r.key,
+                loss: r.loss,
+                step: r.health.is_some(),
+                nonfinite: r
+                    .health
+                    .and_then(|h| crate::cpu::health::decode_first_nonfinite(h, n))
+                    .map(|element| self.store.entry_at(element).unwrap_or(0)),
+            })
+            .collect()
     }
 }
 
@@ -211,23 +240,25 @@ impl Backend for GpuBackend {
         }
     }
 
-    fn losses(&mut self, exe: &mut GpuProgram) -> Result<Vec<(u64, f32)>> {
+    fn losses(&mut self, exe: &mut GpuProgram) -> Result<Vec<LossReport>> {
         self.ctx().check_faults()?;
         match exe.ring.as_mut() {
             Some(ring) => {
                 ring.poll(&self.store.ctx)?;
-                Ok(ring.take())
+                let readings = ring.take();
+                Ok(self.reports(readings))
             }
             None => Ok(Vec::new()),
         }
     }
 
-    async fn flush_losses(&mut self, exe: &mut GpuProgram) -> Result<Vec<(u64, f32)>> {
+    async fn flush_losses(&mut self, exe: &mut GpuProgram) -> Result<Vec<LossReport>> {
         match exe.ring.as_mut() {
             Some(ring) => {
                 ring.flush(&self.store.ctx).await?;
                 self.store.ctx.check_faults()?;
-                Ok(ring.take())
+                let readings = ring.take();
+                Ok(self.reports(readings))
             }
             None => Ok(Vec::new()),
         }

@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::exec::state::{ParamEntry, Stored};
-use crate::gpu::kernels::optim;
+use crate::gpu::kernels::{health, optim};
 use crate::gpu::{DType, GpuContext, GpuTensor, Launch};
 use crate::nn::Optimizer;
 use crate::shape::Shape;
@@ -16,11 +16,16 @@ pub(crate) struct GpuStore {
     pub params: GpuTensor,
     pub grads: GpuTensor,
     pub state: Vec<GpuTensor>,
-    /// Element offset of each entry in the flat buffers.
+    /// Element offset of each entry in the flat buffers, and its length and trainability.
     offsets: Vec<usize>,
+    lengths: Vec<(usize, bool)>,
     /// Elements of the trainable region (the start of `params`; all of `grads` and `state`).
     trainable_len: usize,
     pub optim_launch: Option<Launch>,
+    /// One u32: 0 while every trainable parameter is finite, else which one is not first (see
+    /// shaders/health.wgsl), computed after each optimizer step and read with the step's loss.
+    pub health: GpuTensor,
+    pub health_launch: Option<Launch>,
 }
 
 /// Element offsets of each parameter in the flat buffers: trainable ones first, each starting
@@ -72,14 +77,21 @@ impl GpuStore {
         for name in optimizer.map_or(&[][..], |o| o.state_names()) {
             state.push(ctx.zeros(&format!("optimizer {name}"), [trainable_len.max(1)])?);
         }
+        let health = ctx.upload_labels("parameter health", &[0])?;
         let mut store = GpuStore {
             ctx,
             params,
             grads,
             state,
             offsets,
+            lengths: entries
+                .iter()
+                .map(|e| (e.shape.numel(), e.trainable))
+                .collect(),
             trainable_len,
             optim_launch: None,
+            health,
+            health_launch: None,
         };
         for (i, (e, v)) in entries.iter().zip(values).enumerate() {
             store.ctx.write(&store.param(i, e), &v.data)?;
@@ -88,8 +100,25 @@ impl GpuStore {
             && trainable_len > 0
         {
             store.optim_launch = Some(store.build_optimizer(o)?);
+            let region = store.region(&store.params);
+            store.health_launch =
+                Some(health::first_nonfinite(&store.ctx, &region, &store.health)?);
         }
         Ok(store)
+    }
+
+    /// The entry holding element `element` of the trainable region (what the health flag
+    /// decodes to), if any (alignment padding holds none).
+    pub fn entry_at(&self, element: usize) -> Option<usize> {
+        (0..self.lengths.len()).find(|&i| {
+            self.lengths[i].1
+                && (self.offsets[i]..self.offsets[i] + self.lengths[i].0).contains(&element)
+        })
+    }
+
+    /// The trainable region's length, in elements.
+    pub fn trainable_len(&self) -> usize {
+        self.trainable_len
     }
 
     /// Entry `i`'s value.
