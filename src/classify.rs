@@ -9,7 +9,7 @@ use crate::exec::{BySize, Device, Feed, Program, ProgramSpec, Session, State};
 use crate::gpu::GpuTensor;
 use crate::graph::{Graph, NodeId, backward, fuse_activations};
 use crate::images::Images;
-use crate::nn::{AutoencoderConfig, Layer, Optimizer, Sequential, init_params};
+use crate::nn::{AutoencoderConfig, Layer, Optimizer, Sequential, check_params, init_params};
 use crate::tensor::Tensor;
 
 /// The head's layers: `Linear(code, classes)`, or with `hidden` units
@@ -113,7 +113,9 @@ impl Classifier {
                 .ok_or_else(|| Error::model(&spec.name, "missing from the encoder's parameters"))?;
             params.push((spec.name, t));
         }
-        params.extend(init_params(&head.params(), seed));
+        let specs = head.params();
+        check_params(&specs)?;
+        params.extend(init_params(&specs, seed));
         let frozen = !joint;
         let session = Session::new(
             device,
@@ -368,10 +370,10 @@ async fn compile_step(
 fn build(ae: &AutoencoderConfig, head: &Sequential, batch: usize) -> Result<Built> {
     let mut g = Graph::new();
     let [c, h, w] = ae.image;
-    let input = g.input("images", [batch, c, h, w]);
+    let input = g.input("images", [batch, c, h, w])?;
     let code = ae.encoder().forward(&mut g, input)?;
     let logits = head.forward(&mut g, code)?;
-    let labels = g.labels("labels", batch);
+    let labels = g.labels("labels", batch)?;
     g.set_layer("loss (cross-entropy)");
     let loss = g.cross_entropy(logits, labels)?;
     Ok(Built {

@@ -3,6 +3,28 @@
 use crate::error::{Error, Result};
 use std::fmt;
 
+/// The most elements one tensor may hold: the kernels index with u32. Every size that comes
+/// from a user (a config, a batch size, a checkpoint) is checked against it with checked
+/// arithmetic ([`checked_numel`]) before anything is allocated or dispatched.
+pub const MAX_ELEMENTS: usize = u32::MAX as usize;
+
+/// The number of elements of `dims`, or an error naming `op` and `what` when the product
+/// overflows or exceeds [`MAX_ELEMENTS`].
+pub fn checked_numel(op: &str, what: &str, dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| {
+            Error::invalid(
+                op,
+                format!(
+                    "{what} {} has more than {MAX_ELEMENTS} elements (2³² − 1, the most a kernel can index)",
+                    Shape::from(dims)
+                ),
+            )
+        })
+}
+
 /// Dimensions of a dense, row-major (C-contiguous) tensor. NCHW for images.
 #[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct Shape(pub Vec<usize>);
@@ -17,9 +39,13 @@ impl Shape {
     pub fn rank(&self) -> usize {
         self.0.len()
     }
-    /// Number of elements (1 for a scalar of rank 0).
+    /// Number of elements (1 for a scalar of rank 0). Saturates at `usize::MAX` rather than
+    /// overflowing (a shape from a file may claim anything; [`checked_numel`] is the check).
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        if self.0.contains(&0) {
+            return 0;
+        }
+        self.0.iter().fold(1usize, |acc, &d| acc.saturating_mul(d))
     }
     /// Dimension `i`, counting from the end when negative-style indexing is wanted via `rank`.
     pub fn dim(&self, i: usize) -> usize {
@@ -134,6 +160,23 @@ impl ConvGeometry {
         Shape::new([self.batch, filters, self.out_h, self.out_w])
     }
 
+    /// The geometry, if its image and im2col tensors stay within [`MAX_ELEMENTS`] (checked
+    /// arithmetic: after this, [`ConvGeometry::col_rows`] and the shapes cannot overflow).
+    fn sized(self, op: &str) -> Result<ConvGeometry> {
+        let [kh, kw] = self.kernel;
+        checked_numel(
+            op,
+            "the image",
+            &[self.batch, self.channels, self.height, self.width],
+        )?;
+        checked_numel(
+            op,
+            "the im2col matrix",
+            &[self.batch, self.channels, kh, kw, self.out_h, self.out_w],
+        )?;
+        Ok(self)
+    }
+
     /// Fails unless every size is non-zero: kernels index with these and divide by the strides.
     /// (A geometry from [`conv2d_geometry`] or [`conv_transpose2d_geometry`] always passes; this
     /// guards hand-built ones.)
@@ -195,8 +238,15 @@ pub fn conv2d_geometry(
     check_params(op, kernel, &p)?;
     let [n, c, h, w] = rank4(op, "input", input)?;
     let out = |i: usize, size: usize| -> Result<usize> {
-        let span = p.dilation[i] * (kernel[i] - 1) + 1;
-        let padded = size + 2 * p.padding[i];
+        let (span, padded) = (p.dilation[i]
+            .checked_mul(kernel[i] - 1)
+            .and_then(|x| x.checked_add(1)))
+        .zip(
+            p.padding[i]
+                .checked_mul(2)
+                .and_then(|x| x.checked_add(size)),
+        )
+        .ok_or_else(|| too_big(op, input, kernel, &p))?;
         if padded < span {
             return Err(Error::invalid(
                 op,
@@ -215,7 +265,7 @@ pub fn conv2d_geometry(
             "output_padding is only meaningful for conv_transpose2d",
         ));
     }
-    Ok(ConvGeometry {
+    ConvGeometry {
         batch: n,
         channels: c,
         height: h,
@@ -224,7 +274,19 @@ pub fn conv2d_geometry(
         params: p,
         out_h,
         out_w,
-    })
+    }
+    .sized(op)
+}
+
+/// The error for convolution sizes whose arithmetic overflows.
+fn too_big(op: &str, input: &Shape, kernel: [usize; 2], p: &ConvParams) -> Error {
+    Error::invalid(
+        op,
+        format!(
+            "input {input} with kernel {kernel:?}, stride {:?}, padding {:?} and dilation {:?} gives sizes beyond {MAX_ELEMENTS} elements",
+            p.stride, p.padding, p.dilation
+        ),
+    )
 }
 
 /// Geometry of `conv_transpose2d` over an input `[n, c_in, h, w]` producing `c_out` channels.
@@ -258,9 +320,19 @@ pub fn conv_transpose2d_geometry(
             ));
         }
         let hw = [h, w][i];
-        let full =
-            (hw - 1) * p.stride[i] + p.dilation[i] * (kernel[i] - 1) + p.output_padding[i] + 1;
-        if full <= 2 * p.padding[i] {
+        if hw == 0 {
+            return Err(Error::invalid(op, format!("input {input} has a zero size")));
+        }
+        let full = (hw - 1)
+            .checked_mul(p.stride[i])
+            .zip(p.dilation[i].checked_mul(kernel[i] - 1))
+            .and_then(|(a, b)| a.checked_add(b))
+            .and_then(|x| x.checked_add(p.output_padding[i]))
+            .and_then(|x| x.checked_add(1))
+            .zip(p.padding[i].checked_mul(2))
+            .ok_or_else(|| too_big(op, input, kernel, &p))?;
+        let (full, padding2) = full;
+        if full <= padding2 {
             return Err(Error::invalid(
                 op,
                 format!(
@@ -269,9 +341,9 @@ pub fn conv_transpose2d_geometry(
                 ),
             ));
         }
-        size[i] = full - 2 * p.padding[i];
+        size[i] = full - padding2;
     }
-    Ok(ConvGeometry {
+    ConvGeometry {
         batch: n,
         channels: c_out,
         height: size[0],
@@ -280,7 +352,8 @@ pub fn conv_transpose2d_geometry(
         params: p,
         out_h: h,
         out_w: w,
-    })
+    }
+    .sized(op)
 }
 
 /// Geometry of a `Conv2d` layer from its input `[n, c, h, w]` and weight `[f, c, kh, kw]`

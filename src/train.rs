@@ -15,7 +15,7 @@ use crate::exec::{BySize, Device, Program, ProgramSpec, Recorded, Session, State
 use crate::gpu::GpuTensor;
 use crate::graph::{Graph, MemoryPlan, NodeId, backward, fuse_activations};
 use crate::images::Images;
-use crate::nn::{AutoencoderConfig, Optimizer, init_params};
+use crate::nn::{AutoencoderConfig, Optimizer, check_params, init_params};
 use crate::tensor::Tensor;
 
 /// Step programs kept for batch sizes other than the trainer's own.
@@ -100,7 +100,9 @@ impl Trainer {
         optimizer: Optimizer,
         seed: u64,
     ) -> Result<Self> {
-        let params = init_params(&config.params(), seed);
+        let specs = config.params();
+        check_params(&specs)?;
+        let params = init_params(&specs, seed);
         Self::with_params_async(device, config, batch, optimizer, params).await
     }
 

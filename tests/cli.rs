@@ -546,3 +546,69 @@ fn bad_flags_and_missing_files_fail_cleanly() {
     ]);
     assert!(!out.status.success());
 }
+
+/// Numbers at the edges of their types, in the flags that size something: each run ends with
+/// one error line naming what was wrong, never a panic. `--epochs` times the steps of an
+/// epoch, a batch of 2⁶⁴ − 1 images and a classifier of 2⁶⁴ − 1 hidden units
+/// overflowed or panicked before.
+#[test]
+fn extreme_numbers_in_flags_fail_cleanly() {
+    let d = dir("extreme");
+    let save = d.join("m.safetensors");
+    let save = save.to_str().unwrap();
+    ok(&[
+        "train",
+        "--backend",
+        "cpu",
+        "--steps",
+        "1",
+        "--batch",
+        "2",
+        "--save",
+        save,
+    ]);
+    let max = u64::MAX.to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["train", "--epochs", &max], "--epochs"),
+        (vec!["train", "--batch", &max, "--steps", "1"], "more than"),
+        (vec!["train", "--batch", "0", "--steps", "1"], "batch"),
+        (vec!["train", "--lr", "nan", "--steps", "1"], "lr must be"),
+        (vec!["train", "--lr", "inf", "--steps", "1"], "lr must be"),
+        (vec!["train", "--lr=-1", "--steps", "1"], "lr must be"),
+        (
+            vec!["train", "--weight-decay", "nan", "--steps", "1"],
+            "weight",
+        ),
+        (
+            vec!["classify", "--ckpt", save, "--epochs", &max],
+            "--epochs",
+        ),
+        (
+            vec![
+                "classify", "--ckpt", save, "--hidden", &max, "--epochs", "1",
+            ],
+            "more than",
+        ),
+        (
+            vec!["classify", "--ckpt", save, "--batch", &max, "--epochs", "1"],
+            "more than",
+        ),
+    ];
+    for (mut args, what) in cases {
+        args.extend(["--backend", "cpu"]);
+        if args[0] == "train" {
+            args.extend(["--save", save]);
+        }
+        let out = wgrad(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "wgrad {}: {err}", args.join(" "));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "wgrad {}: {err}",
+            args.join(" ")
+        );
+        let line = err.lines().find(|l| l.starts_with("wgrad:")).unwrap_or("");
+        assert!(line.contains(what), "wgrad {}: {err}", args.join(" "));
+    }
+}

@@ -62,10 +62,10 @@ struct Built {
 /// The model on a `[2, 2, 6, 6]` batch, with MSE against a target or cross-entropy on labels.
 fn build(cross_entropy: bool) -> Built {
     let mut g = Graph::new();
-    let input = g.input("x", [2, 2, 6, 6]);
+    let input = g.input("x", [2, 2, 6, 6]).unwrap();
     let y = every_layer().forward(&mut g, input).unwrap();
     let (loss, labels) = if cross_entropy {
-        let l = g.labels("labels", 2);
+        let l = g.labels("labels", 2).unwrap();
         (g.cross_entropy(y, l).unwrap(), Some(l))
     } else {
         let t = g.constant("target", Tensor::uniform([2, 4], 0.0, 1.0, 5));
@@ -359,7 +359,7 @@ fn default_preset_memory_plan_at_batch_64() {
 #[test]
 fn activations_fuse_into_the_matmul_before_them() {
     let mut g = Graph::new();
-    let x = g.input("x", [2, 1, 28, 28]);
+    let x = g.input("x", [2, 1, 28, 28]).unwrap();
     AutoencoderConfig::default()
         .encoder()
         .forward(&mut g, x)

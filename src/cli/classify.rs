@@ -92,7 +92,16 @@ pub fn run(args: ClassifyArgs, engine: &wgrad::Options) -> Result<()> {
     .map_err(|e| e.in_file(args.ckpt.display()))?;
     let order = BatchOrder::new(split.train.len(), args.batch, true, args.seed)?
         .dropping_last(args.drop_last);
-    let steps = args.epochs * order.batches_per_epoch() as u64;
+    let per_epoch = order.batches_per_epoch() as u64;
+    let steps = args.epochs.checked_mul(per_epoch).ok_or_else(|| {
+        Error::invalid(
+            "--epochs",
+            format!(
+                "{} epochs of {per_epoch} steps is more steps than a u64 counts",
+                args.epochs
+            ),
+        )
+    })?;
     let mode = if args.joint {
         "trained jointly"
     } else {

@@ -85,7 +85,10 @@ fn save(
         (META_SHUFFLE, (!args.no_shuffle).to_string()),
         (META_DROP_LAST, args.drop_last.to_string()),
     ];
-    save_model(&args.save, t.config(), &t.state()?, opt, &extra)?;
+    let state = t.state()?;
+    // The loss log before the checkpoint: a run killed between the two leaves a log one step
+    // ahead, which --resume trims to the checkpoint's step (`retain_through`); the other order
+    // would leave a log one step behind, and the resumed log would lack that step's row.
     if !log.rows.is_empty() {
         log.write_csv(beside(&args.save, "loss.csv"))?;
         log.write_plot(
@@ -93,6 +96,7 @@ fn save(
             "autoencoder reconstruction loss (MSE)",
         )?;
     }
+    save_model(&args.save, t.config(), &state, opt, &extra)?;
     if grid && !test.is_empty() {
         let idx: Vec<usize> = (0..test.len().min(8)).collect();
         let (x, _) = test.batch(&idx);
@@ -154,9 +158,18 @@ pub fn run(args: TrainArgs, engine: &wgrad::Options) -> Result<()> {
     let order = BatchOrder::new(split.train.len(), args.batch, !args.no_shuffle, args.seed)?
         .dropping_last(args.drop_last);
     let per_epoch = order.batches_per_epoch() as u64;
-    let total = args
-        .steps
-        .unwrap_or_else(|| args.epochs.unwrap_or(3) * per_epoch);
+    let total = match args.steps {
+        Some(steps) => steps,
+        None => {
+            let epochs = args.epochs.unwrap_or(3);
+            epochs.checked_mul(per_epoch).ok_or_else(|| {
+                Error::invalid(
+                    "--epochs",
+                    format!("{epochs} epochs of {per_epoch} steps is more steps than a u64 counts"),
+                )
+            })?
+        }
+    };
     let start = t.step_count();
     eprintln!(
         "training {} parameters on {} ({} train / {} test images from {}), batch {}, {}, steps {}..{total}",

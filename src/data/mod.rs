@@ -20,6 +20,7 @@ pub use png_folder::load_png_folder;
 pub use synthetic::{SYNTHETIC_CLASSES, synthetic};
 
 use crate::error::{Error, Result};
+use crate::shape::checked_numel;
 use crate::tensor::{Rng, Tensor};
 use std::path::{Path, PathBuf};
 
@@ -181,7 +182,23 @@ impl Dataset {
             ));
         }
         let n = self.len();
-        let mut data = Vec::with_capacity(n * channels * size.0 * size.1);
+        let total = checked_numel(
+            "load data",
+            &format!("{} adapted to the model's input", self.source),
+            &[n, channels, size.0, size.1],
+        )?;
+        let mut data = Vec::new();
+        data.try_reserve_exact(total).map_err(|_| {
+            Error::data(
+                &self.source,
+                format!(
+                    "{n} images of {channels}×{}×{} need {} bytes, more than can be allocated",
+                    size.0,
+                    size.1,
+                    total as u64 * 4
+                ),
+            )
+        })?;
         for image in self.images.data.chunks_exact(self.image_len()).take(n) {
             let planes = convert_channels(image, c, channels, h * w);
             for plane in planes.chunks_exact(h * w) {
@@ -259,6 +276,11 @@ impl DataSpec {
                         ),
                     ));
                 }
+                checked_numel(
+                    "--data builtin",
+                    "the built-in images",
+                    &[BUILTIN_TRAIN + BUILTIN_TEST, 1, size.0, size.1],
+                )?;
                 Ok(synthetic(BUILTIN_TRAIN, BUILTIN_TEST, size.0, seed))
             }
             DataSpec::Idx { images, labels } => {

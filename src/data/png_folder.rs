@@ -13,6 +13,7 @@
 
 use super::{Dataset, convert_channels, io_error, resize_plane};
 use crate::error::{Error, Result};
+use crate::shape::checked_numel;
 use crate::tensor::Tensor;
 use image::DynamicImage;
 use std::path::{Path, PathBuf};
@@ -42,7 +43,24 @@ pub fn load_png_folder(dir: &Path, channels: usize, size: (usize, usize)) -> Res
         ));
     }
     let (files, labels, classes) = find_files(dir)?;
-    let mut data = Vec::with_capacity(files.len() * channels * size.0 * size.1);
+    let total = checked_numel(
+        "load PNG folder",
+        &format!("the images of {}", dir.display()),
+        &[files.len(), channels, size.0, size.1],
+    )?;
+    let mut data = Vec::new();
+    data.try_reserve_exact(total).map_err(|_| {
+        Error::data(
+            dir.display(),
+            format!(
+                "{} images of {channels}×{}×{} need {} bytes, more than can be allocated",
+                files.len(),
+                size.0,
+                size.1,
+                total as u64 * 4
+            ),
+        )
+    })?;
     let mut first: Option<(&Path, u32, u32)> = None;
     for path in &files {
         let img = decode(path)?;

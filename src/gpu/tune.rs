@@ -215,6 +215,7 @@ pub fn choose_now(ctx: &GpuContext, spec: &MatmulSpec) -> MatmulTile {
             .then(|| l.file.shapes.get(&key).map(|t| t.tile))
             .flatten()
     })
+    .filter(|t| t.usable(ctx).is_ok())
     .unwrap_or_else(|| MatmulTile::for_shape(ctx, spec))
 }
 
@@ -228,7 +229,8 @@ pub async fn choose_async(ctx: &GpuContext, spec: &MatmulSpec) -> Result<MatmulT
             .flatten();
         (l.mode, hit)
     });
-    if let Some(tile) = hit {
+    // A hand-edited or foreign cache entry the kernels cannot run is measured again.
+    if let Some(tile) = hit.filter(|t| t.usable(ctx).is_ok()) {
         return Ok(tile);
     }
     if mode != TuneMode::On {

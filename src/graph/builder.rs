@@ -8,7 +8,9 @@
 
 use super::{Graph, NodeId, Op};
 use crate::error::{Error, Result};
-use crate::shape::{ConvGeometry, ConvParams, Shape, conv_transpose2d_layer, conv2d_layer, rank4};
+use crate::shape::{
+    ConvGeometry, ConvParams, Shape, checked_numel, conv_transpose2d_layer, conv2d_layer, rank4,
+};
 use crate::spec::{Activation, BiasMode, MatmulSpec};
 use crate::tensor::Tensor;
 use std::sync::Arc;
@@ -37,14 +39,25 @@ impl Graph {
         self.push(op, inputs, shape, name)
     }
 
+    /// Fails when `shape` holds more elements than a kernel can index (checked arithmetic).
+    fn sized(&self, op: &str, what: &str, shape: &Shape) -> Result<()> {
+        checked_numel(op, what, shape.dims())
+            .map(|_| ())
+            .map_err(|e| self.in_layer(e))
+    }
+
     /// Data fed before each run, e.g. a batch of images `[N, C, H, W]`.
-    pub fn input(&mut self, name: &str, shape: impl Into<Shape>) -> NodeId {
-        self.push(Op::Input, vec![], shape.into(), name.into())
+    pub fn input(&mut self, name: &str, shape: impl Into<Shape>) -> Result<NodeId> {
+        let shape = shape.into();
+        self.sized("input", &format!("input '{name}'"), &shape)?;
+        Ok(self.push(Op::Input, vec![], shape, name.into()))
     }
 
     /// `n` class labels fed before each run.
-    pub fn labels(&mut self, name: &str, n: usize) -> NodeId {
-        self.push(Op::Labels, vec![], Shape::new([n]), name.into())
+    pub fn labels(&mut self, name: &str, n: usize) -> Result<NodeId> {
+        let shape = Shape::new([n]);
+        self.sized("labels", &format!("labels '{name}'"), &shape)?;
+        Ok(self.push(Op::Labels, vec![], shape, name.into()))
     }
 
     /// A parameter with its state_dict name (`encoder.0.weight`); names are unique.
@@ -55,7 +68,9 @@ impl Graph {
                 format!("a parameter named '{name}' already exists"),
             ));
         }
-        Ok(self.push(Op::Param, vec![], shape.into(), name.into()))
+        let shape = shape.into();
+        self.sized("param", &format!("parameter '{name}'"), &shape)?;
+        Ok(self.push(Op::Param, vec![], shape, name.into()))
     }
 
     /// A constant tensor.
@@ -75,6 +90,16 @@ impl Graph {
         shape: impl Into<Shape>,
     ) -> Result<NodeId> {
         let shape = shape.into();
+        // Checked first: with sizes from a config, m·k, k·n and m·n may overflow.
+        let a_batch = if spec.broadcast_a { 1 } else { spec.batch };
+        for (what, dims) in [
+            ("its a operand", [a_batch, spec.m, spec.k]),
+            ("its b operand", [spec.batch, spec.k, spec.n]),
+            ("its output", [spec.batch, spec.m, spec.n]),
+        ] {
+            self.sized("matmul", what, &Shape::from(dims))?;
+        }
+        self.sized("matmul", "its output", &shape)?;
         let bias_len = bias.map_or(0, |t| self.shape(t).numel());
         spec.check(
             self.shape(a).numel(),
@@ -232,6 +257,7 @@ impl Graph {
     /// The same elements under another shape of as many elements (no copy).
     pub fn reshape(&mut self, x: NodeId, shape: impl Into<Shape>) -> Result<NodeId> {
         let shape = shape.into();
+        self.sized("reshape", "the new shape", &shape)?;
         if shape.numel() != self.shape(x).numel() {
             return Err(self.fail(
                 "reshape",
@@ -259,7 +285,7 @@ impl Graph {
     /// `[N, k] → [N, dims...]` with `k` = the product of `dims` (PyTorch's `nn.Unflatten(1, dims)`).
     pub fn unflatten(&mut self, x: NodeId, dims: &[usize]) -> Result<NodeId> {
         let s = self.shape(x).clone();
-        let want: usize = dims.iter().product();
+        let want = checked_numel("unflatten", "the shape", dims).map_err(|e| self.in_layer(e))?;
         match s.dims() {
             &[n, k] if k == want => {
                 let mut shape = vec![n];

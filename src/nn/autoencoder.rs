@@ -125,7 +125,7 @@ impl AutoencoderConfig {
     /// Adds the forward pass for a batch of `batch` images to `g`.
     pub fn forward(&self, g: &mut Graph, batch: usize) -> Result<AutoencoderNodes> {
         let [c, h, w] = self.image;
-        let input = g.input("images", [batch, c, h, w]);
+        let input = g.input("images", [batch, c, h, w])?;
         let code = self.encoder().forward(g, input)?;
         let reconstruction = self.decoder().forward(g, code)?;
         let (got, want) = (g.shape(reconstruction).clone(), g.shape(input).clone());

@@ -72,19 +72,20 @@ impl Layer {
     pub fn params(&self, prefix: &str) -> Vec<ParamSpec> {
         // PyTorch's fan_in is weight.size(1) × the kernel area: `in` for Conv2d's
         // [out, in, k, k] and Linear's [out, in], but `out` for ConvTranspose2d's [in, out, k, k].
+        // Saturating: sizes come from a config, and `Graph::param` refuses oversized weights.
         let (weight, bias, fan_in): (Vec<usize>, usize, usize) = match *self {
             Layer::Conv2d {
                 in_channels: i,
                 out_channels: o,
                 kernel_size: k,
                 ..
-            } => (vec![o, i, k, k], o, i * k * k),
+            } => (vec![o, i, k, k], o, i.saturating_mul(k).saturating_mul(k)),
             Layer::ConvTranspose2d {
                 in_channels: i,
                 out_channels: o,
                 kernel_size: k,
                 ..
-            } => (vec![i, o, k, k], o, o * k * k),
+            } => (vec![i, o, k, k], o, o.saturating_mul(k).saturating_mul(k)),
             Layer::Linear {
                 in_features: i,
                 out_features: o,

@@ -15,4 +15,4 @@ mod sequential;
 pub use autoencoder::{AutoencoderConfig, AutoencoderNodes};
 pub use layer::{Layer, ParamSpec};
 pub use optimizer::Optimizer;
-pub use sequential::{Sequential, init_params};
+pub use sequential::{Sequential, check_params, init_params};

@@ -41,6 +41,16 @@ impl Sequential {
     }
 }
 
+/// Fails, naming the parameter, when one of `specs` holds more elements than a kernel can
+/// index: what to check before [`init_params`] allocates sizes that came from a user.
+pub fn check_params(specs: &[ParamSpec]) -> Result<()> {
+    for p in specs {
+        crate::shape::checked_numel("init", &format!("parameter '{}'", p.name), p.shape.dims())
+            .map_err(|e| e.in_layer(&p.name))?;
+    }
+    Ok(())
+}
+
 /// Initial values for `specs`, uniform in each one's `±bound`, drawn from one generator seeded
 /// with `seed` in state_dict order (so a model's initialisation depends on the seed alone).
 pub fn init_params(specs: &[ParamSpec], seed: u64) -> Vec<(String, Tensor)> {

@@ -10,6 +10,7 @@ mod faults;
 mod health;
 mod host;
 mod im2col;
+mod long_run;
 mod loss;
 mod matmul;
 mod nan;

@@ -58,6 +58,36 @@ fn tuner_measures_caches_reads_back_and_clears() {
         tune::set_mode(&other, TuneMode::Cached);
         tune::set_cache_file(&other, Some(file.clone()));
         assert_eq!(tune::choose(&other, &spec).unwrap(), planted);
+        // A hand-edited entry the kernels cannot run (an empty workgroup, a block size no
+        // kernel has, a workgroup over the device's limits) is not used: the cost model's
+        // choice is, and no launch fails on it.
+        for bad in [
+            MatmulTile::Blocks { wg_x: 0, wg_y: 8 },
+            MatmulTile::Reg {
+                bm: 5,
+                bn: 4,
+                wg_x: 8,
+                wg_y: 1,
+                vec4: true,
+            },
+            MatmulTile::Rows { wg_x: 1 << 20 },
+        ] {
+            json["shapes"][key]["tile"] = serde_json::to_value(bad).unwrap();
+            std::fs::write(&file, json.to_string()).unwrap();
+            tune::set_cache_file(&other, Some(file.clone()));
+            assert_eq!(
+                tune::choose(&other, &spec).unwrap(),
+                MatmulTile::for_shape(&other, &spec),
+                "{bad:?} on {}",
+                other.describe()
+            );
+            assert_eq!(
+                tune::choose_now(&other, &spec),
+                MatmulTile::for_shape(&other, &spec)
+            );
+        }
+        json["shapes"][key]["tile"] = serde_json::to_value(planted).unwrap();
+        std::fs::write(&file, json.to_string()).unwrap();
         tune::set_mode(&other, TuneMode::Off);
         tune::set_cache_file(&other, Some(file.clone()));
         assert_eq!(

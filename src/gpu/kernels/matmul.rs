@@ -137,6 +137,27 @@ impl MatmulTile {
         }
     }
 
+    /// Whether the mapping is one the kernels implement (Reg blocks of 4, 8, 16 or 32, no empty
+    /// workgroup) and fits the device ([`MatmulTile::fits`]). A tune cache is a file anyone can
+    /// edit, so its entries pass through this too.
+    pub fn usable(&self, ctx: &GpuContext) -> Result<()> {
+        let ([x, y], _) = self.workgroup();
+        let blocks_ok = match *self {
+            MatmulTile::Reg { bm, bn, .. } => {
+                let ok = |b: u32| matches!(b, 4 | 8 | 16 | 32);
+                ok(bm) && ok(bn)
+            }
+            _ => true,
+        };
+        if !blocks_ok || x == 0 || y == 0 {
+            return Err(Error::invalid(
+                "matmul",
+                format!("{self:?}: blocks must be 4, 8, 16 or 32 and the workgroup non-empty"),
+            ));
+        }
+        self.fits(ctx)
+    }
+
     /// Whether the mapping fits the device's limits (invocations per workgroup, per dimension,
     /// and workgroup memory): an error naming the limit when it does not. A browser's WebGPU,
     /// for one, allows 256 invocations where lavapipe allows 1,024.
@@ -446,19 +467,7 @@ pub fn matmul_tiled(
         bias.map_or(0, |t| t.numel()),
         c.numel(),
     )?;
-    if let MatmulTile::Reg {
-        bm, bn, wg_x, wg_y, ..
-    } = tile
-    {
-        let ok = |x: u32| matches!(x, 4 | 8 | 16 | 32);
-        if !ok(bm) || !ok(bn) || wg_x == 0 || wg_y == 0 {
-            return Err(Error::invalid(
-                "matmul",
-                format!("{tile:?}: blocks must be 4, 8, 16 or 32 and the workgroup non-empty"),
-            ));
-        }
-    }
-    tile.fits(ctx)?;
+    tile.usable(ctx)?;
     let (sa, sb) = spec.strides();
     let u = |x: usize| x as u32;
     let mut params = Params {
