@@ -24,6 +24,11 @@ pub struct Options {
     /// Where tune caches are read and written (one JSON file per adapter and driver). `None`:
     /// no disk cache at all; measured winners live in memory for the context's lifetime.
     pub cache_dir: Option<PathBuf>,
+    /// How long automatic tuning (mode `On`) may spend measuring, in all, per context: shapes
+    /// met after that take the cost model's choice and are measured in a later run. `None`:
+    /// no limit (what `wgrad tune` uses). Default: 1 s — on a GPU each shape costs some tens of
+    /// milliseconds, so a model's shapes fit; a CPU driver spends it on its first candidates.
+    pub tune_budget: Option<Duration>,
     /// Whether programs start their matmuls on a quick-to-compile mapping and swap in the final
     /// ones from a background thread (see `exec/gpu/tier.rs`). `None`: on CPU drivers only.
     /// Never on wasm, which has no threads.
@@ -40,6 +45,7 @@ impl Default for Options {
             adapter: AdapterChoice::default(),
             tune: None,
             cache_dir: None,
+            tune_budget: Some(Duration::from_secs(1)),
             tier_up: None,
             // Generous: a cold first step on a CPU driver compiles every pipeline inside one
             // wait (about 30 s on lavapipe with 2 cores).

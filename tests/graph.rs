@@ -464,3 +464,46 @@ fn a_resumed_trainer_counts_from_its_state() {
         .collect();
     assert_eq!(steps, vec![2]);
 }
+
+/// Saving keeps exactly one sidecar per checkpoint: the one it names. Sidecars of earlier steps,
+/// and one that a run killed between writing a sidecar and its checkpoint left behind, go; files
+/// of other checkpoints or other names stay.
+#[test]
+fn saving_keeps_only_the_named_sidecar() {
+    use wgrad::io::{Checkpoint, load_model, save_model};
+    use wgrad::train::Trainer;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.safetensors");
+    let config = AutoencoderConfig::default();
+    let adam = Optimizer::Adam(wgrad::AdamConfig::adam());
+    let mut t = Trainer::new(Device::Cpu, config.clone(), 2, adam, 1).unwrap();
+    let x = Tensor::uniform([2, 1, 28, 28], 0.0, 1.0, 4);
+    for name in [
+        "a.optim-7.safetensors",
+        "b.optim-1.safetensors",
+        "a.optim-x.safetensors",
+    ] {
+        std::fs::write(dir.path().join(name), b"stray").unwrap();
+    }
+    for _ in 0..2 {
+        t.step(&x).unwrap();
+        save_model(&path, &config, &t.state().unwrap(), Some("adam"), &[]).unwrap();
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "a.optim-2.safetensors",
+            "a.optim-x.safetensors",
+            "a.safetensors",
+            "b.optim-1.safetensors"
+        ]
+    );
+    let named = &Checkpoint::load(&path).unwrap().metadata["wgrad.optimizer_state"];
+    assert_eq!(named, "a.optim-2.safetensors");
+    assert_eq!(load_model(&path).unwrap().state.step, 2);
+}

@@ -60,6 +60,8 @@ pub fn run(args: TuneArgs, engine: &wgrad::Options) -> Result<()> {
     if !args.list {
         let config = config(args.config.as_deref(), None)?;
         tune::set_mode(&ctx, TuneMode::On);
+        // Every shape, however long it takes (a CPU driver compiles each candidate for seconds).
+        tune::set_budget(&ctx, None);
         let start = std::time::Instant::now();
         let adam = Optimizer::Adam(AdamConfig::adam());
         let mut t = Trainer::new(Device::Gpu(ctx.clone()), config, args.batch, adam, 0)?;

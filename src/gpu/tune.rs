@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Duration;
+use web_time::Instant;
 
 /// Whether shapes are measured, read from the cache, or left to the cost model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -67,12 +69,19 @@ pub struct Tuned {
     pub tile: MatmulTile,
     /// (candidate, seconds per run), in the order tried.
     pub times: Vec<(MatmulTile, f64)>,
+    /// Candidates that failed (a pipeline the driver refused, a launch error), with why:
+    /// skipped here, and never tried again on this adapter.
+    #[serde(default)]
+    pub failed: Vec<(MatmulTile, String)>,
 }
 
 #[derive(Default, Serialize, Deserialize)]
 struct CacheFile {
     adapter: String,
     shapes: BTreeMap<String, Tuned>,
+    /// Mappings that failed on this adapter and driver, with why: never tried again.
+    #[serde(default)]
+    failed: Vec<(MatmulTile, String)>,
 }
 
 /// A context's tuner state: its mode and the cache, loaded on first use.
@@ -88,6 +97,10 @@ struct Loaded {
     /// The last failure to write the cache file: tuning goes on without it (the winners stay
     /// in memory), and `wgrad tune` reports it.
     save_error: Option<String>,
+    /// How long measuring may take in all on this context (`None`: no limit), and how long
+    /// it has taken so far.
+    budget: Option<Duration>,
+    spent: Duration,
 }
 
 /// What identifies a cache: adapter, driver, backend, wgrad version and the matmul kernels.
@@ -143,6 +156,20 @@ pub fn set_mode(ctx: &GpuContext, mode: TuneMode) {
     with_state(ctx, |l| l.mode = mode);
 }
 
+/// Sets how long measuring may take in all on `ctx` from now on (`None`: no limit), overriding
+/// [`crate::Options::tune_budget`]; `wgrad tune` measures every shape with no limit.
+pub fn set_budget(ctx: &GpuContext, budget: Option<Duration>) {
+    with_state(ctx, |l| {
+        l.budget = budget;
+        l.spent = Duration::ZERO;
+    });
+}
+
+/// Mappings that failed on this adapter (remembered in the cache), with why.
+pub fn failed(ctx: &GpuContext) -> Vec<(MatmulTile, String)> {
+    with_state(ctx, |l| l.file.failed.clone())
+}
+
 /// The tuner's mode on `ctx`.
 pub fn mode(ctx: &GpuContext) -> TuneMode {
     with_state(ctx, |l| l.mode)
@@ -182,12 +209,15 @@ fn load_from(ctx: &GpuContext, mode: TuneMode, path: Option<PathBuf>) -> Loaded 
         .unwrap_or(CacheFile {
             adapter: key,
             shapes: BTreeMap::new(),
+            failed: Vec::new(),
         });
     Loaded {
         mode,
         path,
         file,
         save_error: None,
+        budget: ctx.options().tune_budget,
+        spent: Duration::ZERO,
     }
 }
 
@@ -233,12 +263,22 @@ pub async fn choose_async(ctx: &GpuContext, spec: &MatmulSpec) -> Result<MatmulT
     if let Some(tile) = hit.filter(|t| t.usable(ctx).is_ok()) {
         return Ok(tile);
     }
-    if mode != TuneMode::On {
+    // Out of budget: the cost model's choice, and the shape is measured in a later run.
+    let spent = with_state(ctx, |l| l.budget.is_some_and(|b| l.spent >= b));
+    if mode != TuneMode::On || spent {
         return Ok(MatmulTile::for_shape(ctx, spec));
     }
-    let tuned = measure_async(ctx, spec).await?;
+    let start = Instant::now();
+    let measured = measure_async(ctx, spec).await;
+    let tuned = match measured {
+        Ok(t) => t,
+        // Every candidate failed: the cost model's choice, whose launch reports the error.
+        Err(Error::Invalid { .. }) => return Ok(MatmulTile::for_shape(ctx, spec)),
+        Err(e) => return Err(e),
+    };
     let tile = tuned.tile;
     with_state(ctx, |l| {
+        l.spent += start.elapsed();
         l.file.shapes.insert(key, tuned);
         if let Some(path) = &l.path {
             l.save_error = save(path, &l.file).err().map(|e| e.to_string());
@@ -321,8 +361,10 @@ pub fn candidates(ctx: &GpuContext, spec: &MatmulSpec) -> Vec<MatmulTile> {
             out.push(t);
         }
     }
-    // Never try what the device cannot run (a browser allows 256 invocations a workgroup).
-    out.retain(|t| t.fits(ctx).is_ok());
+    // Never try what the device cannot run (a browser allows 256 invocations a workgroup), nor
+    // what failed here before.
+    let failed = failed(ctx);
+    out.retain(|t| t.usable(ctx).is_ok() && !failed.iter().any(|f| f.0 == *t));
     out
 }
 
@@ -335,6 +377,20 @@ pub fn measure(ctx: &GpuContext, spec: &MatmulSpec) -> Result<Tuned> {
 /// Times every candidate on scratch tensors of `spec`'s sizes (never the program's own buffers,
 /// which a running step may be using) and returns the fastest.
 pub async fn measure_async(ctx: &GpuContext, spec: &MatmulSpec) -> Result<Tuned> {
+    measure_candidates_async(ctx, spec, &candidates(ctx, spec)).await
+}
+
+/// Times each of `tiles` on `spec` (as [`measure_async`] does its candidates). A candidate that
+/// fails — the driver refuses its pipeline, its launch is invalid or over a limit — is skipped,
+/// listed in [`Tuned::failed`] and remembered for the adapter ([`failed`]: never a candidate
+/// again, and kept in the cache file with the next write) instead of failing the measurement; a
+/// lost device, a timeout or an allocation the device cannot make still ends it. An
+/// [`Error::Invalid`] when none ran.
+pub async fn measure_candidates_async(
+    ctx: &GpuContext,
+    spec: &MatmulSpec,
+    tiles: &[MatmulTile],
+) -> Result<Tuned> {
     let mut plain = *spec;
     plain.bias = BiasMode::None;
     plain.act = Activation::None;
@@ -342,24 +398,56 @@ pub async fn measure_async(ctx: &GpuContext, spec: &MatmulSpec) -> Result<Tuned>
     let b = ctx.zeros("tune b", [plain.b_len().max(1)])?;
     let c = ctx.zeros("tune c", [plain.c_len().max(1)])?;
     let method = Method::for_context(ctx);
-    let mut times = Vec::new();
-    for tile in candidates(ctx, &plain) {
-        let l = matmul::matmul_tiled(ctx, &plain, tile, &a, &b, None, &c)?;
-        timer::time_async(ctx, Method::WallClock, &[&l], 1).await?; // compile and first touch
-        let once = timer::time_async(ctx, method, &[&l], 1).await?;
-        // About 2 ms per timing, best of two: a shape costs a GPU some tens of milliseconds
-        // (it is tuned while a program compiles, before the first step).
-        let reps = ((2e-3 / once.max(1e-6)) as usize).clamp(1, 50);
-        let mut best = once;
-        for _ in 0..2 {
-            best = best.min(timer::time_async(ctx, method, &[&l], reps).await? / reps as f64);
+    let (mut times, mut failed) = (Vec::new(), Vec::new());
+    for &tile in tiles {
+        let timed = async {
+            let l = matmul::matmul_tiled(ctx, &plain, tile, &a, &b, None, &c)?;
+            timer::time_async(ctx, Method::WallClock, &[&l], 1).await?; // compile, first touch
+            let once = timer::time_async(ctx, method, &[&l], 1).await?;
+            // About 2 ms per timing, best of two: a shape costs a GPU some tens of
+            // milliseconds (it is tuned while a program compiles, before the first step).
+            let reps = ((2e-3 / once.max(1e-6)) as usize).clamp(1, 50);
+            let mut best = once;
+            for _ in 0..2 {
+                best = best.min(timer::time_async(ctx, method, &[&l], reps).await? / reps as f64);
+            }
+            Ok::<f64, Error>(best)
+        };
+        match timed.await {
+            Ok(t) => times.push((tile, t)),
+            Err(
+                e @ (Error::DeviceLost { .. } | Error::Timeout { .. } | Error::OutOfMemory { .. }),
+            ) => {
+                return Err(e);
+            }
+            Err(e) => failed.push((tile, e.to_string())),
         }
-        times.push((tile, best));
     }
+    with_state(ctx, |l| {
+        for f in &failed {
+            if !l.file.failed.iter().any(|(t, _)| *t == f.0) {
+                l.file.failed.push(f.clone());
+            }
+        }
+    });
     let tile = times
         .iter()
         .min_by(|x, y| x.1.total_cmp(&y.1))
         .map(|t| t.0)
-        .ok_or_else(|| Error::invalid("tune", "no candidate mapping"))?;
-    Ok(Tuned { tile, times })
+        .ok_or_else(|| Error::invalid("tune", format!("no candidate mapping ran: {failed:?}")))?;
+    Ok(Tuned {
+        tile,
+        times,
+        failed,
+    })
+}
+
+/// Blocking [`measure_candidates_async`] (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn measure_candidates(
+    ctx: &GpuContext,
+    spec: &MatmulSpec,
+    tiles: &[MatmulTile],
+) -> Result<Tuned> {
+    ctx.block_on("tune", measure_candidates_async(ctx, spec, tiles))
 }

@@ -62,11 +62,6 @@ pub fn save_model(
             ));
         }
     }
-    let previous = std::fs::metadata(path)
-        .is_ok()
-        .then(|| Checkpoint::load(path).ok())
-        .flatten()
-        .and_then(|c| c.metadata.get(META_OPTIMIZER_STATE).cloned());
     let mut model = Checkpoint::new();
     for (n, t) in &state.params {
         model.insert(n.clone(), t.clone());
@@ -99,13 +94,38 @@ pub fn save_model(
         }
     }
     model.save(path)?;
-    if let Some(old) = previous
-        && Some(&old) != written.as_ref()
-    {
-        // Best effort: a leftover sidecar wastes space but breaks nothing.
-        let _ = std::fs::remove_file(path.with_file_name(old));
-    }
+    remove_other_sidecars(path, written.as_deref());
     Ok(())
+}
+
+/// Removes the sidecars of `path` (`{stem}.optim-{step}.safetensors`) other than `keep`, which
+/// the checkpoint now names: the previous one, and any that a run killed between writing a
+/// sidecar and its checkpoint (or before removing the old one) left behind. Best effort: a
+/// leftover sidecar wastes space but breaks nothing.
+fn remove_other_sidecars(path: &Path, keep: Option<&str>) {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let prefix = format!("{stem}.optim-");
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let step = name
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".safetensors"));
+        let is_sidecar =
+            step.is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+        if is_sidecar && Some(name.as_str()) != keep {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Loads a checkpoint and, when its metadata names one, its optimizer-state sidecar.

@@ -155,3 +155,51 @@ fn options_choose_the_mode_and_the_cache_directory() {
         assert_eq!(tune::mode(&ctx), default);
     }
 }
+
+/// A candidate that cannot run — here a workgroup over the adapter's invocation limit, as a
+/// stale cache or a wrong guess could propose — is skipped and remembered, and the shape is
+/// still tuned with the others instead of failing (inside a program's compile it would have
+/// failed the compile).
+#[test]
+fn a_failing_candidate_is_skipped_and_remembered() {
+    let spec = MatmulSpec::new(12, 16, 20);
+    for ctx in fresh_contexts() {
+        let over = MatmulTile::Blocks { wg_x: 64, wg_y: 64 };
+        assert!(over.usable(&ctx).is_err(), "{}", ctx.describe());
+        assert!(!tune::candidates(&ctx, &spec).contains(&over));
+        let good = MatmulTile::for_shape(&ctx, &spec);
+        let tuned = tune::measure_candidates(&ctx, &spec, &[over, good]).unwrap();
+        assert_eq!(tuned.tile, good, "{}", ctx.describe());
+        assert_eq!(tuned.times.len(), 1);
+        assert_eq!(tuned.failed.len(), 1);
+        assert_eq!(tuned.failed[0].0, over);
+        assert!(
+            tuned.failed[0].1.contains("invocations"),
+            "{}",
+            tuned.failed[0].1
+        );
+        assert!(tune::failed(&ctx).iter().any(|f| f.0 == over));
+        // Nothing ran: an error, not a panic or a default.
+        assert!(tune::measure_candidates(&ctx, &spec, &[over]).is_err());
+    }
+}
+
+/// Tuning stops measuring once its budget is spent: shapes met later take the cost model's
+/// choice (measured in a later run); with no budget every new shape is measured.
+#[test]
+fn tuning_keeps_to_its_budget() {
+    let spec = MatmulSpec::new(9, 10, 11);
+    if let Some(ctx) = fresh_contexts().first() {
+        tune::set_mode(ctx, TuneMode::On);
+        tune::set_cache_file(ctx, None);
+        tune::set_budget(ctx, Some(std::time::Duration::ZERO));
+        assert_eq!(
+            tune::choose(ctx, &spec).unwrap(),
+            MatmulTile::for_shape(ctx, &spec)
+        );
+        assert!(tune::cached(ctx).is_empty(), "nothing measured");
+        tune::set_budget(ctx, None);
+        tune::choose(ctx, &spec).unwrap();
+        assert_eq!(tune::cached(ctx).len(), 1, "measured");
+    }
+}
