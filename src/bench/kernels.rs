@@ -69,22 +69,25 @@ fn matmul_items() -> Vec<Item> {
     ];
     specs
         .into_iter()
-        .map(|(name, spec)| {
-            let elements = spec.a_len() + spec.b_len() + spec.c_len();
-            let build: Build = Box::new(move |ctx| {
-                let a = random(ctx, "a", [spec.a_len()], 1)?;
-                let b = random(ctx, "b", [spec.b_len()], 2)?;
-                let c = ctx.zeros("c", [spec.c_len()])?;
-                let l = gm::matmul(ctx, &spec, &a, &b, None, &c)?;
-                Ok(Prepared {
-                    launches: vec![l],
-                    keep: vec![a, b, c],
-                })
-            });
-            let shape = format!("[{}x{}]·[{}x{}]{name}", spec.m, spec.k, spec.k, spec.n);
-            item("matmul", shape, spec.flops(), elements, build)
-        })
+        .map(|(name, spec)| matmul_item(name, spec))
         .collect()
+}
+
+/// A matmul of `spec` on random operands, shown as `[m×k]·[k×n]{name}`.
+pub(super) fn matmul_item(name: &str, spec: MatmulSpec) -> Item {
+    let elements = spec.a_len() + spec.b_len() + spec.c_len();
+    let build: Build = Box::new(move |ctx| {
+        let a = random(ctx, "a", [spec.a_len()], 1)?;
+        let b = random(ctx, "b", [spec.b_len()], 2)?;
+        let c = ctx.zeros("c", [spec.c_len()])?;
+        let l = gm::matmul(ctx, &spec, &a, &b, None, &c)?;
+        Ok(Prepared {
+            launches: vec![l],
+            keep: vec![a, b, c],
+        })
+    });
+    let shape = format!("[{}x{}]·[{}x{}]{name}", spec.m, spec.k, spec.k, spec.n);
+    item("matmul", shape, spec.flops(), elements, build)
 }
 
 type Pointwise = fn(&GpuContext, &[GpuTensor], &GpuTensor) -> Result<Launch>;

@@ -13,15 +13,18 @@
 //! | `kernels.rs` | the catalogue of kernel items: shapes, FLOP and byte counts, launches |
 //! | `conv.rs` | the convolution items (im2col / col2im, conv2d and conv_transpose2d at the preset's layers) |
 //! | `training.rs` | training images/s, loss read every step and not, and the memory plan |
+//! | `gpu.rs` | the one-shot GPU measurement (`--gpu`): big matmuls, convolutions, training at three batches |
 
 mod conv;
+mod gpu;
 mod kernels;
 pub use crate::gpu::timer;
 mod training;
 
+pub use gpu::{GpuReport, MATMUL_SIZES, TRAIN_BATCHES, gpu_report};
 pub use kernels::{Item, Prepared, catalogue};
 pub use timer::Method;
-pub use training::{TrainingFigures, training};
+pub use training::{TrainingFigures, training, training_at};
 
 use crate::check::AdapterRow;
 use crate::error::Result;

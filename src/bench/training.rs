@@ -19,7 +19,8 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
 
-const BATCH: usize = 64;
+/// The batch `wgrad bench` trains with; [`training_at`] takes any.
+pub const BATCH: usize = 64;
 
 /// Steps taken, the time they took, and images per second.
 #[derive(Clone, Debug, Serialize)]
@@ -51,7 +52,11 @@ pub struct TrainingFigures {
 }
 
 /// Runs `one_step` until at least `opts.min_steps` steps and `opts.target_s` seconds.
-fn timed(opts: &Options, mut one_step: impl FnMut() -> Result<()>) -> Result<Throughput> {
+fn timed(
+    opts: &Options,
+    batch: usize,
+    mut one_step: impl FnMut() -> Result<()>,
+) -> Result<Throughput> {
     let start = Instant::now();
     let mut steps = 0;
     while steps < opts.min_steps || start.elapsed().as_secs_f64() < opts.target_s {
@@ -62,16 +67,21 @@ fn timed(opts: &Options, mut one_step: impl FnMut() -> Result<()>) -> Result<Thr
     Ok(Throughput {
         steps,
         seconds,
-        images_per_s: (steps * BATCH) as f64 / seconds,
+        images_per_s: (steps * batch) as f64 / seconds,
     })
 }
 
-/// Measures training on `ctx`.
+/// Measures training on `ctx` at batch [`BATCH`].
 pub fn training(ctx: &Arc<GpuContext>, opts: &Options) -> Result<TrainingFigures> {
+    training_at(ctx, opts, BATCH)
+}
+
+/// Measures training on `ctx` at batch `batch`.
+pub fn training_at(ctx: &Arc<GpuContext>, opts: &Options, batch: usize) -> Result<TrainingFigures> {
     let adam = Optimizer::Adam(AdamConfig::adam());
     let config = AutoencoderConfig::default();
-    let mut t = Trainer::new(Device::Gpu(ctx.clone()), config, BATCH, adam, 0)?;
-    let x = synthetic_images(BATCH, 1);
+    let mut t = Trainer::new(Device::Gpu(ctx.clone()), config, batch, adam, 0)?;
+    let x = synthetic_images(batch, 1);
     t.finish_tier_up()?;
     for _ in 0..2 {
         t.step(&x)?; // warm-up: first-use costs (driver compiles, memory touched)
@@ -83,7 +93,7 @@ pub fn training(ctx: &Arc<GpuContext>, opts: &Options) -> Result<TrainingFigures
         }
     };
     note(t.flush_losses()?);
-    let blocking = timed(opts, || {
+    let blocking = timed(opts, batch, || {
         t.step(&x)?;
         let l = t.flush_losses()?;
         if l.is_empty() {
@@ -93,14 +103,14 @@ pub fn training(ctx: &Arc<GpuContext>, opts: &Options) -> Result<TrainingFigures
         Ok(())
     })?;
     let start = Instant::now();
-    let mut n = timed(opts, || {
+    let mut n = timed(opts, batch, || {
         t.step(&x)?;
         note(t.losses()?);
         Ok(())
     })?;
     note(t.flush_losses()?);
     n.seconds = start.elapsed().as_secs_f64();
-    n.images_per_s = (n.steps * BATCH) as f64 / n.seconds;
+    n.images_per_s = (n.steps * batch) as f64 / n.seconds;
     let (peak_bytes, naive_bytes) = t
         .memory()
         .map_or((0, 0), |m| (m.peak_bytes(), m.naive_bytes));
@@ -108,7 +118,7 @@ pub fn training(ctx: &Arc<GpuContext>, opts: &Options) -> Result<TrainingFigures
         adapter: tag(ctx),
         backend: backend_name(ctx.backend()).into(),
         preset: "default (1x28x28, conv 16/32, code 32)".into(),
-        batch: BATCH,
+        batch,
         optimizer: "Adam (lr 1e-3)".into(),
         method: Method::WallClock,
         blocking,

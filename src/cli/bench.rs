@@ -25,6 +25,14 @@ pub struct BenchArgs {
     /// Instead of the kernel table: the GPU time of every dispatch of one training step.
     #[arg(long)]
     pub profile: bool,
+    /// The one-shot GPU measurement instead of the kernel table: square matmuls 1024³–8192³,
+    /// the preset's convolutions, training at batch 64, 256 and 1024 (capped on CPU drivers).
+    /// benches/gpu.sh runs it.
+    #[arg(long, conflicts_with = "profile")]
+    pub gpu: bool,
+    /// The adapter's fp32 peak in GFLOP/s, to report matmuls as a share of it (with --gpu).
+    #[arg(long, value_name = "GFLOPS", requires = "gpu")]
+    pub peak_gflops: Option<f64>,
 }
 
 /// The JSON document: one entry per adapter measured, and the adapters that would not open.
@@ -123,6 +131,9 @@ pub fn run(args: BenchArgs, engine: &wgrad::Options) -> Result<()> {
         }
         return Ok(());
     }
+    if args.gpu {
+        return gpu(&args, &opts, &opened.contexts, &unopened);
+    }
     let mut adapters = Vec::new();
     for ctx in &opened.contexts {
         if !args.json {
@@ -191,6 +202,103 @@ pub fn run(args: BenchArgs, engine: &wgrad::Options) -> Result<()> {
                 "{} figure(s) could not be measured; first: {first}",
                 errors.len()
             ),
+        )),
+    }
+}
+
+/// `wgrad bench --gpu`: [`bench::gpu_report`] on each adapter, as tables or JSON.
+fn gpu(
+    args: &BenchArgs,
+    opts: &Options,
+    contexts: &[std::sync::Arc<wgrad::GpuContext>],
+    unopened: &[String],
+) -> Result<()> {
+    if let Some(p) = args.peak_gflops
+        && !(p.is_finite() && p > 0.0)
+    {
+        return Err(Error::invalid(
+            "--peak-gflops",
+            format!("{p} is not a positive number"),
+        ));
+    }
+    let mut reports = Vec::new();
+    for ctx in contexts {
+        if !args.json {
+            println!(
+                "\n== {} — backend {}, {:?}, driver {} {}; kernels timed by {}",
+                ctx.info.name,
+                wgrad::gpu::backend_name(ctx.backend()),
+                ctx.info.device_type,
+                ctx.info.driver,
+                ctx.info.driver_info,
+                bench::Method::for_context(ctx).describe()
+            );
+            println!(
+                "{:<34} {:<66} {:>11} {:>9} {:>8}  adapter",
+                "op", "shape", "median", "GFLOP/s", "GB/s"
+            );
+        }
+        let peak = args.peak_gflops;
+        let r = bench::gpu_report(
+            ctx,
+            opts,
+            peak,
+            &mut |m| {
+                if !args.json {
+                    print_item(m);
+                    if let (Some(g), Some(p), "matmul") = (m.gflops, peak, m.op.as_str()) {
+                        println!(
+                            "    {:.1}% of the fp32 peak ({p:.0} GFLOP/s)",
+                            100.0 * g / p
+                        );
+                    }
+                }
+            },
+            &mut |t| {
+                if !args.json {
+                    print_training(t);
+                }
+            },
+        );
+        if !args.json {
+            for (batch, e) in &r.training_errors {
+                println!("training at batch {batch} could not be measured: {e}");
+            }
+            for s in &r.skipped {
+                println!("skipped: {s}");
+            }
+        }
+        reports.push(r);
+    }
+    if args.json {
+        let json = serde_json::to_string_pretty(&reports)
+            .map_err(|e| Error::invalid("bench --gpu --json", e))?;
+        println!("{json}");
+    } else {
+        for u in unopened {
+            println!("not measured (would not open): {u}");
+        }
+    }
+    let failed = reports.iter().flat_map(|r| {
+        r.matmul
+            .iter()
+            .chain(&r.conv)
+            .filter_map(|m| {
+                m.error
+                    .as_ref()
+                    .map(|e| format!("{} {}: {e}", m.op, m.shape))
+            })
+            .chain(
+                r.training_errors
+                    .iter()
+                    .map(|(b, e)| format!("training at batch {b}: {e}")),
+            )
+    });
+    match failed.collect::<Vec<_>>().first() {
+        None => Ok(()),
+        Some(first) => Err(Error::invalid(
+            "bench --gpu",
+            format!("not every figure could be measured; first: {first}"),
         )),
     }
 }
