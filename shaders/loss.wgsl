@@ -1,10 +1,12 @@
 // Losses and their gradients: mean squared error (reconstruction) and softmax cross-entropy
 // (classifier head), each reducing to one scalar.
 //
-// The forward losses run as ONE workgroup: each invocation strides over the elements (MSE) or
-// rows (cross-entropy) in a fixed order, then the partial sums are added in a fixed tree order in
-// workgroup memory. No atomics, so the loss is bit-for-bit repeatable on an adapter. Losses are
-// small next to the layers that produce their inputs, so one workgroup is not the bottleneck.
+// The forward losses split their elements (MSE) or rows (cross-entropy) into `slices` contiguous
+// slices, one workgroup each, so that a big batch fills a GPU instead of one of its cores: each
+// invocation strides over its workgroup's slice in a fixed order, the workgroup adds its
+// invocations' sums in a fixed tree order in workgroup memory, and `loss_sum` adds the slices'
+// sums the same way and divides. With one slice (small inputs) the first pass writes the mean
+// itself. No atomics, so the loss is bit-for-bit repeatable on an adapter.
 //
 // The gradients take g[1], the upstream gradient of the loss (1 for a plain training step), as
 // a tensor so a graph can chain them without a host round trip.
@@ -17,10 +19,10 @@
 //           3 = loss out[1] (forward) / g[1] (backward), 4 = gradient (backward).
 
 struct Params {
-    n: u32,        // MSE: elements; cross-entropy: rows (batch)
+    n: u32,        // MSE: elements; cross-entropy: rows (batch); loss_sum: slices
     classes: u32,  // cross-entropy: columns of the logits
-    _pad0: u32,
-    _pad1: u32,
+    slices: u32,   // forward losses: workgroups of the first pass
+    divisor: u32,  // loss_sum: the count the total is divided by (elements or rows)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -30,6 +32,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(3) var<storage, read> g: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> mean_out: array<f32>; // loss_sum
 
 const WG: u32 = 256u;
 var<workgroup> partial: array<f32, WG>;
@@ -47,18 +50,42 @@ fn tree_sum(lid: u32) -> f32 {
     return partial[0];
 }
 
-// out[0] = mean((y − t)²). One workgroup.
+// This workgroup's slice [x, y) of `n` items: the whole range when there is one slice.
+fn slice(w: u32, n: u32) -> vec2<u32> {
+    let len = (n + p.slices - 1u) / p.slices;
+    let start = min(w * len, n);
+    return vec2<u32>(start, start + min(len, n - start));
+}
+
+// With one slice, out[0] = mean((y − t)²); with several, out[w] = Σ over slice w of (y − t)².
 @compute @workgroup_size(WG)
-fn mse_loss(@builtin(local_invocation_index) lid: u32) {
+fn mse_loss(@builtin(workgroup_id) wid: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let r = slice(wid.x, p.n);
     var acc = 0.0;
-    for (var i = lid; i < p.n; i += WG) {
+    for (var i = r.x + lid; i < r.y; i += WG) {
         let d = z[i] - tgt[i];
         acc += d * d;
     }
     partial[lid] = acc;
     let total = tree_sum(lid);
     if lid == 0u {
-        loss[0] = total / f32(p.n);
+        loss[wid.x] = select(total, total / f32(p.n), p.slices == 1u);
+    }
+}
+
+// The second pass of a sliced loss: out[0] = Σ of the n slice sums (in tree order) / divisor.
+// One workgroup.
+@compute @workgroup_size(WG)
+fn loss_sum(@builtin(local_invocation_index) lid: u32) {
+    var acc = 0.0;
+    for (var i = lid; i < p.n; i += WG) {
+        acc += z[i];
+    }
+    partial[lid] = acc;
+    let total = tree_sum(lid);
+    if lid == 0u {
+        mean_out[0] = total / f32(p.divisor);
     }
 }
 
@@ -102,11 +129,14 @@ fn row_stats(base: u32) -> vec2<f32> {
     return vec2<f32>(select(m, a_nan, any_nan), s);
 }
 
-// out[0] = mean over rows of logsumexp(z) − z[label]. One workgroup.
+// out[0] = mean over rows of logsumexp(z) − z[label] with one slice; with several, out[w] = the
+// sum over slice w of the rows.
 @compute @workgroup_size(WG)
-fn softmax_cross_entropy(@builtin(local_invocation_index) lid: u32) {
+fn softmax_cross_entropy(@builtin(workgroup_id) wid: vec3<u32>,
+                         @builtin(local_invocation_index) lid: u32) {
+    let rows = slice(wid.x, p.n);
     var acc = 0.0;
-    for (var r = lid; r < p.n; r += WG) {
+    for (var r = rows.x + lid; r < rows.y; r += WG) {
         let label = labels[r];
         if label < p.classes {
             let base = r * p.classes;
@@ -118,7 +148,7 @@ fn softmax_cross_entropy(@builtin(local_invocation_index) lid: u32) {
     partial[lid] = acc;
     let total = tree_sum(lid);
     if lid == 0u {
-        loss[0] = total / f32(p.n);
+        loss[wid.x] = select(total, total / f32(p.n), p.slices == 1u);
     }
 }
 

@@ -247,3 +247,33 @@ fn bad_calls_are_errors() {
         }
     }
 }
+
+/// A big loss runs as slices summed by workgroups of their own and a second pass over the
+/// slices' sums: a NaN in the last slice, or in the last rows, still makes the loss NaN.
+#[test]
+fn sliced_losses_keep_a_nan_in_any_slice() {
+    let mut y = data(&[50_000], 21);
+    let t = data(&[50_000], 22);
+    y.data[49_999] = f32::NAN;
+    let mut z = data(&[1000, 5], 23);
+    z.data[999 * 5 + 2] = f32::NAN;
+    let l = labels(1000, 5, 24);
+    for ctx in contexts() {
+        let (gy, gt) = (ctx.upload("y", &y).unwrap(), ctx.upload("t", &t).unwrap());
+        let out = ctx.zeros("loss", [1]).unwrap();
+        ctx.run(&[&k::mse_loss(ctx, &gy, &gt, &out).unwrap()])
+            .unwrap();
+        let got = ctx.download(&out).unwrap().data[0];
+        assert!(got.is_nan(), "mse_loss on {}: {got}", ctx.describe());
+        let gz = ctx.upload("logits", &z).unwrap();
+        let gl = k::upload_labels(ctx, "labels", &l, 5).unwrap();
+        ctx.run(&[&k::softmax_cross_entropy(ctx, &gz, &gl, &out).unwrap()])
+            .unwrap();
+        let got = ctx.download(&out).unwrap().data[0];
+        assert!(
+            got.is_nan(),
+            "softmax_cross_entropy on {}: {got}",
+            ctx.describe()
+        );
+    }
+}

@@ -19,7 +19,8 @@ const WORKGROUP: u64 = 256;
 struct Params {
     n: u32,
     classes: u32,
-    _pad: [u32; 2],
+    slices: u32,
+    divisor: u32,
 }
 
 /// `n` is the element count (MSE) or the row count (cross-entropy) of `x`.
@@ -28,8 +29,64 @@ fn params(op: &str, x: &GpuTensor, n: usize, classes: usize) -> Result<Params> {
     Ok(Params {
         n: n as u32,
         classes: classes as u32,
-        _pad: [0; 2],
+        slices: 1,
+        divisor: n as u32,
     })
+}
+
+/// The most workgroups a forward loss's first pass uses: plenty to fill a GPU, few enough for
+/// one workgroup of `loss_sum` to add.
+const MAX_SLICES: usize = 256;
+
+/// Workgroups for the first pass over `n` items, `per` items per invocation at least: 1 (one
+/// pass, the loss as it was computed before slicing) for small inputs.
+fn slices(n: usize, per: usize) -> usize {
+    n.div_ceil(WORKGROUP as usize * per).clamp(1, MAX_SLICES)
+}
+
+/// A forward loss over `n` items: one pass when `p.slices` is 1, else the first pass into
+/// per-slice sums and `loss_sum` adding them into `out`.
+fn sliced(
+    ctx: &GpuContext,
+    entry: &'static str,
+    p: Params,
+    inputs: [&GpuTensor; 2],
+    out: &GpuTensor,
+) -> Result<Launch> {
+    let [x, other] = inputs;
+    if p.slices == 1 {
+        return ctx.launch(
+            shaders::LOSS,
+            entry,
+            &[],
+            bytemuck::bytes_of(&p),
+            &[x, other, out],
+            Workgroups::Linear(1),
+        );
+    }
+    let sums = ctx.zeros(&format!("{entry} slice sums"), [p.slices as usize])?;
+    let first = ctx.launch(
+        shaders::LOSS,
+        entry,
+        &[],
+        bytemuck::bytes_of(&p),
+        &[x, other, &sums],
+        Workgroups::Linear(p.slices as u64),
+    )?;
+    let second = Params {
+        n: p.slices,
+        classes: 0,
+        slices: 1,
+        divisor: p.n,
+    };
+    Ok(first.followed_by(ctx.launch(
+        shaders::LOSS,
+        "loss_sum",
+        &[],
+        bytemuck::bytes_of(&second),
+        &[&sums, out],
+        Workgroups::Linear(1),
+    )?))
 }
 
 /// Checks `labels` against `classes`, then uploads them as a u32 tensor `[labels.len()]`.
@@ -69,20 +126,15 @@ fn check_scalar_f32(op: &str, name: &str, t: &GpuTensor) -> Result<()> {
     check_f32(op, name, t)
 }
 
-/// `out[0] = mean((y − t)²)`, in one workgroup.
+/// `out[0] = mean((y − t)²)`: slices of at least 8 elements an invocation summed by
+/// workgroups of their own, then added by a second pass (one pass below 2,048 elements).
 pub fn mse_loss(ctx: &GpuContext, y: &GpuTensor, t: &GpuTensor, out: &GpuTensor) -> Result<Launch> {
     let op = "mse_loss";
     check_mse(op, y, t)?;
     check_scalar_f32(op, "output", out)?;
-    let p = params(op, y, y.numel(), 0)?;
-    ctx.launch(
-        shaders::LOSS,
-        op,
-        &[],
-        bytemuck::bytes_of(&p),
-        &[y, t, out],
-        Workgroups::Linear(1),
-    )
+    let mut p = params(op, y, y.numel(), 0)?;
+    p.slices = slices(y.numel(), 8) as u32;
+    sliced(ctx, op, p, [y, t], out)
 }
 
 /// `dy = 2(y − t)/numel · g[0]`.
@@ -110,7 +162,7 @@ pub fn mse_loss_backward(
 }
 
 /// `out[0]` = mean over rows of `logsumexp(z) − z[label]`, for logits `[B, K]` and u32 labels
-/// `[B]`, in one workgroup.
+/// `[B]`: sliced as [`mse_loss`] is, at least one row an invocation (one pass up to 256 rows).
 pub fn softmax_cross_entropy(
     ctx: &GpuContext,
     logits: &GpuTensor,
@@ -120,15 +172,9 @@ pub fn softmax_cross_entropy(
     let op = "softmax_cross_entropy";
     let (rows, classes) = check_cross_entropy(op, logits, labels)?;
     check_scalar_f32(op, "output", out)?;
-    let p = params(op, logits, rows, classes)?;
-    ctx.launch(
-        shaders::LOSS,
-        op,
-        &[],
-        bytemuck::bytes_of(&p),
-        &[logits, labels, out],
-        Workgroups::Linear(1),
-    )
+    let mut p = params(op, logits, rows, classes)?;
+    p.slices = slices(rows, 1) as u32;
+    sliced(ctx, op, p, [logits, labels], out)
 }
 
 /// `dz = (softmax(z) − onehot(label)) / B · g[0]`, one invocation per row.
