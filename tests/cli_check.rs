@@ -90,7 +90,7 @@ fn check_passes_on_every_adapter() {
         for op in [
             "matmul",
             "matmul_rows",
-            "matmul_tiled",
+            "matmul_tiled split sum_batches trans_b tanh",
             "matmul_tiled4 trans_a",
             "matmul_tiled_a4 trans_a +bias per col sigmoid",
             "matmul_tiled_b4 broadcast_a +bias per row relu",

@@ -10,7 +10,7 @@
 //!
 //! | file | cases |
 //! |---|---|
-//! | `matmul.rs` | matmul: plain, transposes, batch / broadcast / batch sums, bias × activation epilogues, the other tilings (`matmul_rows`; `matmul_tiled*` on each load path, several shapes, a split sum) |
+//! | `matmul.rs` | matmul: plain, transposes, batch / broadcast / batch sums, bias × activation epilogues, the other tilings (`matmul_rows`; `matmul_tiled*` on each load path, two shapes, a split sum) |
 //! | `elementwise.rs` | im2col / col2im / col2im_bias, every pointwise entry, reduce_sum / mean, MSE and cross-entropy with their backward |
 //! | `conv.rs` | conv2d and conv_transpose2d forward and data / weight / bias gradients |
 //! | `optim.rs` | sgd_step, adam_step, adamw_step over several steps |
