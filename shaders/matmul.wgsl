@@ -4,13 +4,18 @@
 // Transposes are expressed as strides (or pipeline constants), so one kernel serves the forward
 // pass and both gradients (dA = dC·Bᵀ, dB = Aᵀ·dC) without materialising a transpose.
 //
-// Five entry points, chosen per adapter and shape by src/gpu/kernels/matmul.rs:
-//   matmul       4×4 block of C per invocation, runtime flags (the original kernel);
+// The entry points, chosen per adapter and shape by src/gpu/kernels/matmul.rs:
+//   matmul       4×4 block of C per invocation, runtime flags (the original kernel; the
+//                tier-up baseline);
 //   matmul_rows  8 rows × 4 columns per invocation, the A loads uniform per workgroup;
 //   matmul_reg4  up to 32×32 per invocation, vec4 loads, every flag a pipeline constant — for
 //                CPU drivers (lavapipe, llvmpipe GL), where it is 2–7× the 4×4 kernel;
 //   matmul_reg   the same with scalar loads, for layouts that vec4 views do not fit;
-//   matmul_smem  workgroup-memory tiling, for GPUs (not chosen by default yet: unmeasured).
+//   matmul_smem  fixed workgroup-memory tiling (64×64, 4×4 per invocation), a tuner candidate;
+//   matmul_tiled, matmul_tiled_a4, matmul_tiled_b4, matmul_tiled4
+//                workgroup-memory tiles, a register tile per invocation, vec4 loads where the
+//                layout allows, every shape a pipeline constant: the default on GPUs;
+//   matmul_split_sum  the ordered second pass of a split batch sum.
 //
 // matmul / matmul_rows: each invocation computes a 4×4 block of C held in registers, so each
 // loaded value of A and B is used four times. No workgroup memory and no barriers: on lavapipe
