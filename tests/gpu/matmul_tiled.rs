@@ -359,8 +359,8 @@ fn forced() -> &'static [Arc<GpuContext>] {
 
 /// Forced, every adapter chooses Tiled shapes by default, the tuner offers GPU-class mappings
 /// only, cached CPU-class winners are not used, and the default launcher gives the bits an
-/// unforced context gives. Unforced, CPU drivers keep their register blocks and ignore a Tiled
-/// cache entry.
+/// unforced context gives. Unforced, CPU drivers keep their register blocks and ignore cached
+/// GPU-class winners.
 #[test]
 fn the_option_forces_gpu_class_kernels() {
     let mut shapes = vec![
@@ -388,10 +388,12 @@ fn the_option_forces_gpu_class_kernels() {
         assert!(reg.usable(ctx).is_err(), "Reg is refused when forced");
         assert!(reg.usable(auto).is_ok());
         if auto.is_cpu_driver() {
-            assert!(
-                TILED_SHAPES[1].usable(auto).is_err(),
-                "CPU drivers keep Reg"
-            );
+            // A winner cached by a forced run is not used by an unforced one, nor the reverse.
+            for gpu_class in [TILED_SHAPES[1], MatmulTile::Shared, REFERENCE] {
+                assert!(gpu_class.usable(auto).is_err(), "{gpu_class:?}");
+                assert!(gpu_class.usable(ctx).is_ok(), "{gpu_class:?}");
+            }
+            assert!(MatmulTile::Rows { wg_x: 64 }.usable(ctx).is_err());
         }
         for s in &shapes {
             let tile = MatmulTile::for_shape(ctx, s);

@@ -296,10 +296,12 @@ impl MatmulTile {
 
     /// Whether the tuner and the tune cache may choose the mapping on `ctx`: one the kernels
     /// implement that fits the device ([`MatmulTile::runnable`]), of a class the context
-    /// chooses from: on a CPU driver that runs CPU-class kernels not `Tiled` (which only a run
-    /// forcing GPU-class kernels could have cached), and where the options force GPU-class
-    /// kernels only GPU-class mappings ([`MatmulTile::is_gpu_class`]). A tune cache is a file
-    /// anyone can edit, so its entries pass through this too.
+    /// chooses from ([`MatmulTile::is_gpu_class`]): CPU-class mappings only on a CPU driver that
+    /// runs CPU-class kernels, GPU-class ones only where the options force GPU-class kernels,
+    /// either on a GPU left to its own class. The tune cache is keyed by adapter, not by class,
+    /// so a winner cached by a run of the other class is ignored (measured again, or the cost
+    /// model's choice taken) rather than run; and a tune cache is a file anyone can edit, so
+    /// its entries pass through this too.
     pub fn usable(&self, ctx: &GpuContext) -> Result<()> {
         self.runnable(ctx)?;
         let forced = ctx.options().kernels == KernelClass::Gpu;
@@ -309,7 +311,7 @@ impl MatmulTile {
                 format!("{self:?} is a CPU-driver mapping; the options force GPU-class kernels"),
             ));
         }
-        if cpu_class(ctx) && matches!(self, MatmulTile::Tiled { .. }) {
+        if cpu_class(ctx) && self.is_gpu_class() {
             return Err(Error::invalid(
                 "matmul",
                 format!("{self:?} is a GPU-class mapping; this CPU driver runs CPU-class ones"),
