@@ -4,9 +4,12 @@
 //!
 //! Every shape runs the old default mapping (`old mm 4x4 wg8x8`: `matmul`, 4×4 blocks) and the
 //! one the launcher now picks for it (`new`: `MatmulTile::for_shape`; `reg4` = `matmul_reg4`,
-//! `reg` = `matmul_reg`, then the register block and the workgroup), side by side in one run so
-//! that the machine's noise does not decide; square sizes also run a 16×16 register block
-//! (`ref`). The group name carries the adapter. Shapes (m×k×n, as `MatmulSpec::new(m, k, n)`):
+//! `reg` = `matmul_reg`, then the register block and the workgroup; `tl4` = `matmul_tiled4`,
+//! `tl` / `tl_a4` / `tl_b4` its other load paths, then register tile, workgroup and stage depth),
+//! side by side in one run so that the machine's noise does not decide; square sizes also run a
+//! 16×16 register block (`ref`), and on GPU-class adapters (a GPU, or any adapter
+//! with `WGRAD_KERNELS=gpu`) every shape also runs `matmul_smem` (`smem`). The group name
+//! carries the adapter. Shapes (m×k×n, as `MatmulSpec::new(m, k, n)`):
 //!
 //! | id | product |
 //! |---|---|
@@ -30,6 +33,7 @@ use wgrad::{Activation, BiasMode, MatmulSpec, Tensor};
 fn shapes() -> Vec<(&'static str, MatmulSpec)> {
     let mut shapes: Vec<(&str, MatmulSpec)> = vec![
         ("256^3", MatmulSpec::new(256, 256, 256)),
+        ("512^3", MatmulSpec::new(512, 512, 512)),
         ("1024^3", MatmulSpec::new(1024, 1024, 1024)),
         ("enc 64x1568x32", MatmulSpec::new(64, 1568, 32)),
     ];
@@ -68,6 +72,10 @@ fn tile_name(spec: &MatmulSpec, tile: MatmulTile) -> String {
         "matmul_reg4" => "reg4",
         "matmul_reg" => "reg",
         "matmul_smem" => "smem",
+        "matmul_tiled" => "tl",
+        "matmul_tiled_a4" => "tl_a4",
+        "matmul_tiled_b4" => "tl_b4",
+        "matmul_tiled4" => "tl4",
         other => other,
     };
     match tile {
@@ -77,6 +85,14 @@ fn tile_name(spec: &MatmulSpec, tile: MatmulTile) -> String {
             bm, bn, wg_x, wg_y, ..
         } => format!("{entry} {bm}x{bn} wg{wg_x}x{wg_y}"),
         MatmulTile::Shared => format!("{entry} 4x4 wg16x16"),
+        MatmulTile::Tiled {
+            tm,
+            tn,
+            wg_x,
+            wg_y,
+            tk,
+            ..
+        } => format!("{entry} {tm}x{tn} wg{wg_x}x{wg_y} k{tk}"),
     }
 }
 
@@ -85,6 +101,7 @@ fn bench(c: &mut Criterion) {
         return;
     };
     let adapter = ctx.describe();
+    let cpu_class = wgrad::gpu::kernels::matmul::cpu_class(&ctx);
     let mut group = c.benchmark_group(format!("matmul [{adapter}]"));
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
@@ -118,6 +135,10 @@ fn bench(c: &mut Criterion) {
         };
         if spec.m == spec.n && spec.n == spec.k && chosen != reference {
             tiles.push(("ref", reference));
+        }
+        if !cpu_class {
+            // GPU-class (a GPU, or WGRAD_KERNELS=gpu): the fixed workgroup-memory kernel too.
+            tiles.push(("smem", MatmulTile::Shared));
         }
         for (label, tile) in tiles {
             let l = matmul_tiled(&ctx, &spec, tile, &a, &b, used_bias, &out).unwrap();

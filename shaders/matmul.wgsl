@@ -4,13 +4,18 @@
 // Transposes are expressed as strides (or pipeline constants), so one kernel serves the forward
 // pass and both gradients (dA = dC·Bᵀ, dB = Aᵀ·dC) without materialising a transpose.
 //
-// Five entry points, chosen per adapter and shape by src/gpu/kernels/matmul.rs:
-//   matmul       4×4 block of C per invocation, runtime flags (the original kernel);
+// The entry points, chosen per adapter and shape by src/gpu/kernels/matmul.rs:
+//   matmul       4×4 block of C per invocation, runtime flags (the original kernel; the
+//                tier-up baseline);
 //   matmul_rows  8 rows × 4 columns per invocation, the A loads uniform per workgroup;
 //   matmul_reg4  up to 32×32 per invocation, vec4 loads, every flag a pipeline constant — for
 //                CPU drivers (lavapipe, llvmpipe GL), where it is 2–7× the 4×4 kernel;
 //   matmul_reg   the same with scalar loads, for layouts that vec4 views do not fit;
-//   matmul_smem  workgroup-memory tiling, for GPUs (not chosen by default yet: unmeasured).
+//   matmul_smem  fixed workgroup-memory tiling (64×64, 4×4 per invocation), a tuner candidate;
+//   matmul_tiled, matmul_tiled_a4, matmul_tiled_b4, matmul_tiled4
+//                workgroup-memory tiles, a register tile per invocation, vec4 loads where the
+//                layout allows, every shape a pipeline constant: the default on GPUs;
+//   matmul_split_sum  the ordered second pass of a split batch sum.
 //
 // matmul / matmul_rows: each invocation computes a 4×4 block of C held in registers, so each
 // loaded value of A and B is used four times. No workgroup memory and no barriers: on lavapipe
@@ -766,6 +771,346 @@ fn matmul_smem(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
             }
         }
     }
+}
+
+// =============================================================================================
+// matmul_tiled, matmul_tiled_a4, matmul_tiled_b4, matmul_tiled4: workgroup-memory tiling for
+// GPUs, every choice a pipeline constant. A TL_WX × TL_WY workgroup computes a
+// (TL_WY·TL_TM) × (TL_WX·TL_TN) tile of C; each invocation holds a TL_TM × TL_TN register tile
+// (4 or 8 each) as vec4 quads. Per TL_TK steps along k the workgroup stages a k-major panel of
+// A (TL_TK × tile rows) and of B (TL_TK × tile columns) in workgroup memory, each element loaded
+// from global memory once; then every invocation reads, per k, TL_TM/4 vec4s of A (the same
+// address for a whole row of invocations: a broadcast) and TL_TN/4 vec4s of B (consecutive
+// invocations, consecutive vec4s: no bank conflicts), for TL_TM·TL_TN FMAs.
+//
+// Invocation (tx, ty) owns row quads ty, ty + TL_WY and column quads tx, tx + TL_WX of the tile
+// (each quad 4 rows / 4 columns): neighbouring invocations read neighbouring vec4s of B and
+// store neighbouring 16-byte runs of C.
+//
+// Global loads: the `4` entry points read A (`_a4`), B (`_b4`) or both (`matmul_tiled4`) as
+// vec4s along the operand's contiguous dimension, which must then be a multiple of 4 (A's k, or
+// m when transposed; B's n, or k when transposed); `matmul_tiled` reads scalars (any layout,
+// strides from Params). One entry point per combination because one entry point may not use
+// both views of a binding (`a` and `a4`). Invocations take consecutive items along the
+// operand's contiguous dimension, so a workgroup's loads coalesce. A vec4 along k is stored
+// transposed (a 4×4 quad per item), as the panels are k-major.
+//
+// Bits: each output is one accumulator, one `fma` per k in k order, batches in order, then the
+// bias and the activation of epilogue() — exactly what every other entry point computes — so
+// this mapping gives the bits the others give (tests/gpu/matmul.rs). The last stage of a k
+// range runs only its p.k − k0 steps: nothing is padded with zeros, so no extra `fma(0, 0, acc)`
+// can turn a −0 into +0.
+//
+// Workgroup memory: (TL_TK · (tile rows / 4 + 1) + TL_TK · (tile columns / 4 + 1)) vec4s; the
+// launcher checks it against the device (`MatmulTile::workgroup`). Each panel row has one vec4
+// of padding, so that invocations storing consecutive k (16-byte stores, one row apart) fall in
+// different banks.
+//
+// Uses TRANS_A / TRANS_B (loading order, and vec4 layouts), SUM_BATCHES, BIAS and ACT from the
+// constants above. Not chosen on CPU drivers unless the options force GPU-class kernels: there
+// workgroup memory costs what storage loads do and each barrier a coroutine switch (see
+// matmul_reg4).
+
+override TL_TM: u32 = 4u;   // rows of C per invocation: 4 or 8
+override TL_TN: u32 = 4u;   // columns of C per invocation: 4 or 8
+override TL_WX: u32 = 16u;  // invocations along n
+override TL_WY: u32 = 16u;  // invocations along m
+override TL_TK: u32 = 16u;  // k per stage: 4, 8, 16 or 32
+override TL_NT: u32 = TL_WX * TL_WY;
+override TL_AQ: u32 = TL_WY * TL_TM / 4u;  // row quads of the tile
+override TL_BQ: u32 = TL_WX * TL_TN / 4u;  // column quads of the tile
+override TL_SA: u32 = TL_AQ + 1u;          // panel row strides in vec4s (one of padding)
+override TL_SB: u32 = TL_BQ + 1u;
+override TL_A_LEN: u32 = TL_TK * TL_SA;
+override TL_B_LEN: u32 = TL_TK * TL_SB;
+
+// A[row0 + 4q + i, k0 + kk] is tl_a[kk·TL_SA + q][i]; B[k0 + kk, col0 + 4q + j] is
+// tl_b[kk·TL_SB + q][j].
+var<workgroup> tl_a: array<vec4<f32>, TL_A_LEN>;
+var<workgroup> tl_b: array<vec4<f32>, TL_B_LEN>;
+
+// The register tile: quad (row quad i, column quad j) at 2i + j.
+alias TlAcc = array<Quad, 4>;
+
+// Items of `count` per invocation, and the items of invocation `li` in its `i`-th round are
+// li + i·TL_NT: the loops have uniform bounds (the tail is an `if`).
+fn tl_rounds(count: u32) -> u32 {
+    return (count + TL_NT - 1u) / TL_NT;
+}
+
+// A[row, kk] with both indices clamped into range: rows past m are never stored, k past p.k is
+// never multiplied (see tl_compute), so any valid element does.
+fn tl_a_at(base: u32, row: u32, kk: u32) -> f32 {
+    return a[base + min(row, p.m - 1u) * p.a_m + min(kk, p.k - 1u) * p.a_k];
+}
+
+fn tl_b_at(base: u32, kk: u32, col: u32) -> f32 {
+    return b[base + min(kk, p.k - 1u) * p.b_k + min(col, p.n - 1u) * p.b_n];
+}
+
+// Stages A's panel with scalar loads: an item is one row quad at one k (4 loads, one vec4
+// store), consecutive items along A's contiguous dimension (k for A [m, k], rows for Aᵀ).
+fn tl_stage_a(base: u32, row0: u32, k0: u32, li: u32) {
+    let count = TL_TK * TL_AQ;
+    for (var i = 0u; i < tl_rounds(count); i++) {
+        let e = li + i * TL_NT;
+        if e < count {
+            var kk = e % TL_TK;
+            var q = e / TL_TK;
+            if TRANS_A {
+                kk = e / TL_AQ;
+                q = e % TL_AQ;
+            }
+            let r = row0 + 4u * q;
+            let k = k0 + kk;
+            tl_a[kk * TL_SA + q] = vec4<f32>(tl_a_at(base, r, k), tl_a_at(base, r + 1u, k),
+                                             tl_a_at(base, r + 2u, k), tl_a_at(base, r + 3u, k));
+        }
+    }
+}
+
+// Stages A's panel with vec4 loads (`base` is a multiple of 4).
+fn tl_stage_a4(base: u32, row0: u32, k0: u32, li: u32) {
+    if TRANS_A {
+        // Aᵀ is [k, m], m % 4 == 0: a vec4 is a row quad at one k, stored as it is.
+        let s = p.m / 4u;
+        let count = TL_TK * TL_AQ;
+        for (var i = 0u; i < tl_rounds(count); i++) {
+            let e = li + i * TL_NT;
+            if e < count {
+                let kk = e / TL_AQ;
+                let q = e % TL_AQ;
+                let gq = min(row0 / 4u + q, s - 1u);
+                let gk = min(k0 + kk, p.k - 1u);
+                tl_a[kk * TL_SA + q] = a4[base / 4u + gk * s + gq];
+            }
+        }
+    } else {
+        // A is [m, k], k % 4 == 0: a vec4 is 4 k of one row; an item loads a row quad at 4 k
+        // and stores it transposed.
+        let s = p.k / 4u;
+        let kqs = TL_TK / 4u;
+        let count = TL_AQ * kqs;
+        for (var i = 0u; i < tl_rounds(count); i++) {
+            let e = li + i * TL_NT;
+            if e < count {
+                let kq = e % kqs;
+                let q = e / kqs;
+                let gk = min(k0 / 4u + kq, s - 1u);
+                let rows = min(vec4<u32>(row0 + 4u * q) + vec4<u32>(0u, 1u, 2u, 3u),
+                               vec4<u32>(p.m - 1u));
+                let o = rows * s + vec4<u32>(base / 4u + gk);
+                let t = transpose4(Quad(a4[o.x], a4[o.y], a4[o.z], a4[o.w]));
+                let d = 4u * kq * TL_SA + q;
+                tl_a[d] = t[0];
+                tl_a[d + TL_SA] = t[1];
+                tl_a[d + 2u * TL_SA] = t[2];
+                tl_a[d + 3u * TL_SA] = t[3];
+            }
+        }
+    }
+}
+
+// Stages B's panel with scalar loads: an item is one column quad at one k, consecutive items
+// along B's contiguous dimension (columns for B [k, n], k for Bᵀ).
+fn tl_stage_b(base: u32, col0: u32, k0: u32, li: u32) {
+    let count = TL_TK * TL_BQ;
+    for (var i = 0u; i < tl_rounds(count); i++) {
+        let e = li + i * TL_NT;
+        if e < count {
+            var kk = e / TL_BQ;
+            var q = e % TL_BQ;
+            if TRANS_B {
+                kk = e % TL_TK;
+                q = e / TL_TK;
+            }
+            let c = col0 + 4u * q;
+            let k = k0 + kk;
+            tl_b[kk * TL_SB + q] = vec4<f32>(tl_b_at(base, k, c), tl_b_at(base, k, c + 1u),
+                                             tl_b_at(base, k, c + 2u), tl_b_at(base, k, c + 3u));
+        }
+    }
+}
+
+// Stages B's panel with vec4 loads (`base` is a multiple of 4).
+fn tl_stage_b4(base: u32, col0: u32, k0: u32, li: u32) {
+    if TRANS_B {
+        // Bᵀ is [n, k], k % 4 == 0: a vec4 is 4 k of one column; an item loads a column quad
+        // at 4 k and stores it transposed.
+        let s = p.k / 4u;
+        let kqs = TL_TK / 4u;
+        let count = TL_BQ * kqs;
+        for (var i = 0u; i < tl_rounds(count); i++) {
+            let e = li + i * TL_NT;
+            if e < count {
+                let kq = e % kqs;
+                let q = e / kqs;
+                let gk = min(k0 / 4u + kq, s - 1u);
+                let cols = min(vec4<u32>(col0 + 4u * q) + vec4<u32>(0u, 1u, 2u, 3u),
+                               vec4<u32>(p.n - 1u));
+                let o = cols * s + vec4<u32>(base / 4u + gk);
+                let t = transpose4(Quad(b4[o.x], b4[o.y], b4[o.z], b4[o.w]));
+                let d = 4u * kq * TL_SB + q;
+                tl_b[d] = t[0];
+                tl_b[d + TL_SB] = t[1];
+                tl_b[d + 2u * TL_SB] = t[2];
+                tl_b[d + 3u * TL_SB] = t[3];
+            }
+        }
+    } else {
+        // B is [k, n], n % 4 == 0: a vec4 is a column quad at one k, stored as it is.
+        let s = p.n / 4u;
+        let count = TL_TK * TL_BQ;
+        for (var i = 0u; i < tl_rounds(count); i++) {
+            let e = li + i * TL_NT;
+            if e < count {
+                let kk = e / TL_BQ;
+                let q = e % TL_BQ;
+                let gq = min(col0 / 4u + q, s - 1u);
+                let gk = min(k0 + kk, p.k - 1u);
+                tl_b[kk * TL_SB + q] = b4[base / 4u + gk * s + gq];
+            }
+        }
+    }
+}
+
+// The first `kn` steps of the staged panels into the register tile: per k, one fma per
+// output (mac1), k in order.
+fn tl_compute(acc: ptr<function, TlAcc>, kn: u32, tx: u32, ty: u32) {
+    for (var kk = 0u; kk < kn; kk++) {
+        let oa = kk * TL_SA + ty;
+        let ob = kk * TL_SB + tx;
+        let a0 = tl_a[oa];
+        let b0 = tl_b[ob];
+        var a1 = a0;
+        var b1 = b0;
+        if TL_TM > 4u { a1 = tl_a[oa + TL_WY]; }
+        if TL_TN > 4u { b1 = tl_b[ob + TL_WX]; }
+        (*acc)[0] = mac1((*acc)[0], a0, b0);
+        if TL_TN > 4u { (*acc)[1] = mac1((*acc)[1], a0, b1); }
+        if TL_TM > 4u {
+            (*acc)[2] = mac1((*acc)[2], a1, b0);
+            if TL_TN > 4u { (*acc)[3] = mac1((*acc)[3], a1, b1); }
+        }
+    }
+}
+
+struct TlOrigin {
+    row0: u32,   // the workgroup's first row and column of C
+    col0: u32,
+    batch: u32,  // output batch (a chunk of a split batch sum)
+}
+
+fn tl_origin(wid: vec3<u32>, nwg: vec3<u32>) -> TlOrigin {
+    let t = tile_and_batch(wid, nwg);
+    return TlOrigin(t.x * TL_WY * TL_TM, wid.x * TL_WX * TL_TN, t.y);
+}
+
+// The register tile through the epilogue to C (edges masked by c_quad).
+fn tl_store(acc: ptr<function, TlAcc>, o: TlOrigin, tx: u32, ty: u32) {
+    let cb = o.batch * p.c_batch;
+    let r0 = o.row0 + 4u * ty;
+    let r1 = r0 + 4u * TL_WY;
+    let c0 = o.col0 + 4u * tx;
+    let c1 = c0 + 4u * TL_WX;
+    c_quad(cb, r0, c0, (*acc)[0]);
+    if TL_TN > 4u { c_quad(cb, r0, c1, (*acc)[1]); }
+    if TL_TM > 4u {
+        c_quad(cb, r1, c0, (*acc)[2]);
+        if TL_TN > 4u { c_quad(cb, r1, c1, (*acc)[3]); }
+    }
+}
+
+// The four entry points differ only in the staging functions. Everything before a barrier is
+// uniform per workgroup: the early return (the grid's spare workgroups past the last batch) and
+// both loops depend on the workgroup id and Params only.
+
+@compute @workgroup_size(TL_WX, TL_WY, 1)
+fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+                @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = tl_origin(wid, nwg);
+    if o.batch >= reg_out_batches() {
+        return;
+    }
+    var acc: TlAcc;
+    let br = batch_range(o.batch, SUM_BATCHES);
+    for (var bt = br.x; bt < br.y; bt++) {
+        for (var k0 = 0u; k0 < p.k; k0 += TL_TK) {
+            tl_stage_a(bt * p.a_batch, o.row0, k0, li);
+            tl_stage_b(bt * p.b_batch, o.col0, k0, li);
+            workgroupBarrier();
+            tl_compute(&acc, min(TL_TK, p.k - k0), lid.x, lid.y);
+            workgroupBarrier();
+        }
+    }
+    tl_store(&acc, o, lid.x, lid.y);
+}
+
+@compute @workgroup_size(TL_WX, TL_WY, 1)
+fn matmul_tiled_a4(@builtin(workgroup_id) wid: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>,
+                   @builtin(local_invocation_index) li: u32,
+                   @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = tl_origin(wid, nwg);
+    if o.batch >= reg_out_batches() {
+        return;
+    }
+    var acc: TlAcc;
+    let br = batch_range(o.batch, SUM_BATCHES);
+    for (var bt = br.x; bt < br.y; bt++) {
+        for (var k0 = 0u; k0 < p.k; k0 += TL_TK) {
+            tl_stage_a4(bt * p.a_batch, o.row0, k0, li);
+            tl_stage_b(bt * p.b_batch, o.col0, k0, li);
+            workgroupBarrier();
+            tl_compute(&acc, min(TL_TK, p.k - k0), lid.x, lid.y);
+            workgroupBarrier();
+        }
+    }
+    tl_store(&acc, o, lid.x, lid.y);
+}
+
+@compute @workgroup_size(TL_WX, TL_WY, 1)
+fn matmul_tiled_b4(@builtin(workgroup_id) wid: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>,
+                   @builtin(local_invocation_index) li: u32,
+                   @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = tl_origin(wid, nwg);
+    if o.batch >= reg_out_batches() {
+        return;
+    }
+    var acc: TlAcc;
+    let br = batch_range(o.batch, SUM_BATCHES);
+    for (var bt = br.x; bt < br.y; bt++) {
+        for (var k0 = 0u; k0 < p.k; k0 += TL_TK) {
+            tl_stage_a(bt * p.a_batch, o.row0, k0, li);
+            tl_stage_b4(bt * p.b_batch, o.col0, k0, li);
+            workgroupBarrier();
+            tl_compute(&acc, min(TL_TK, p.k - k0), lid.x, lid.y);
+            workgroupBarrier();
+        }
+    }
+    tl_store(&acc, o, lid.x, lid.y);
+}
+
+@compute @workgroup_size(TL_WX, TL_WY, 1)
+fn matmul_tiled4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+                 @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = tl_origin(wid, nwg);
+    if o.batch >= reg_out_batches() {
+        return;
+    }
+    var acc: TlAcc;
+    let br = batch_range(o.batch, SUM_BATCHES);
+    for (var bt = br.x; bt < br.y; bt++) {
+        for (var k0 = 0u; k0 < p.k; k0 += TL_TK) {
+            tl_stage_a4(bt * p.a_batch, o.row0, k0, li);
+            tl_stage_b4(bt * p.b_batch, o.col0, k0, li);
+            workgroupBarrier();
+            tl_compute(&acc, min(TL_TK, p.k - k0), lid.x, lid.y);
+            workgroupBarrier();
+        }
+    }
+    tl_store(&acc, o, lid.x, lid.y);
 }
 
 // ---------------------------------------------------------------------------------------------

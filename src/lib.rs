@@ -71,7 +71,7 @@ pub use error::{Error, Result};
 pub use gpu::{GpuContext, GpuTensor};
 pub use images::Images;
 pub use optim_config::{AdamConfig, SgdConfig};
-pub use options::Options;
+pub use options::{KernelClass, Options};
 pub use shape::{ConvParams, Shape};
 pub use spec::{Activation, BiasMode, MatmulSpec};
 pub use tensor::Tensor;

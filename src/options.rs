@@ -1,12 +1,13 @@
 //! What the caller decides about the engine, in one value: which adapter to open, whether matmul
-//! mappings are measured and where the winners are kept, whether CPU drivers tier up, and how
-//! long a blocking wait may last.
+//! mappings are measured and where the winners are kept, which class of matmul kernels runs,
+//! whether CPU drivers tier up, and how long a blocking wait may last.
 //!
 //! The library reads no environment variable and writes no file unless these say so. The
 //! `wgrad` command maps its flags and the `WGRAD_*` variables onto an [`Options`]; a host
 //! application fills one in itself (or takes [`Options::default`]: the best adapter, the
 //! adapter's default tuning, no disk cache, tier-up on CPU drivers).
 
+use crate::error::{Error, Result};
 use crate::gpu::AdapterChoice;
 use crate::gpu::tune::TuneMode;
 use std::path::PathBuf;
@@ -29,9 +30,15 @@ pub struct Options {
     /// no limit (what `wgrad tune` uses). Default: 1 s — on a GPU each shape costs some tens of
     /// milliseconds, so a model's shapes fit; a CPU driver spends it on its first candidates.
     pub tune_budget: Option<Duration>,
+    /// Which class of matmul kernels runs: `Auto` (the default) takes the adapter's own
+    /// (register-blocked kernels on CPU drivers, workgroup-tiled ones elsewhere); `Gpu` runs the
+    /// GPU-class kernels on every adapter, CPU drivers included (to test them there). Results
+    /// are the same bits either way on a given adapter.
+    pub kernels: KernelClass,
     /// Whether programs start their matmuls on a quick-to-compile mapping and swap in the final
-    /// ones from a background thread (see `exec/gpu/tier.rs`). `None`: on CPU drivers only.
-    /// Never on wasm, which has no threads.
+    /// ones from a background thread (see `exec/gpu/tier.rs`). `None`: on CPU drivers that run
+    /// CPU-class kernels only (not where `kernels` forces GPU-class ones). Never on wasm, which
+    /// has no threads.
     pub tier_up: Option<bool>,
     /// The longest a blocking call (the native wrappers of the `*_async` methods) waits for the
     /// device before it gives up with [`crate::Error::Timeout`]. The async methods themselves
@@ -46,6 +53,7 @@ impl Default for Options {
             tune: None,
             cache_dir: None,
             tune_budget: Some(Duration::from_secs(1)),
+            kernels: KernelClass::Auto,
             tier_up: None,
             // Generous: a cold first step on a CPU driver compiles every pipeline inside one
             // wait (about 30 s on lavapipe with 2 cores).
@@ -60,6 +68,33 @@ impl Options {
         Options {
             adapter,
             ..Options::default()
+        }
+    }
+}
+
+/// Which class of matmul kernels an adapter runs ([`Options::kernels`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelClass {
+    /// The adapter's own class: CPU-class (register blocks, no workgroup memory) on CPU drivers,
+    /// GPU-class (workgroup-memory tiles) on every other adapter.
+    #[default]
+    Auto,
+    /// GPU-class kernels on every adapter: the default mapping, the tuner's candidates and the
+    /// tune cache entries used are all GPU-class (`MatmulTile::is_gpu_class`).
+    Gpu,
+}
+
+impl KernelClass {
+    /// Parses `auto` or `gpu`.
+    pub fn parse(s: &str) -> Result<KernelClass> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(KernelClass::Auto),
+            "gpu" => Ok(KernelClass::Gpu),
+            other => Err(Error::invalid(
+                "kernel class",
+                format!("unknown class '{other}': expected auto or gpu"),
+            )),
         }
     }
 }

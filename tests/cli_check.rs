@@ -15,6 +15,7 @@ fn wgrad(args: &[&str]) -> Output {
             std::env::var("XDG_RUNTIME_DIR").unwrap_or("/tmp".into()),
         )
         .env_remove("WGRAD_BACKEND")
+        .env_remove("WGRAD_KERNELS")
         .output()
         .expect("the wgrad binary runs")
 }
@@ -64,6 +65,11 @@ fn check_passes_on_every_adapter() {
     }
     assert!(out.status.success(), "check failed: {}", text(&out.stderr));
     let report = json(&out);
+    // Without --kernels, CPU drivers run their own (register-blocked) matmul kernels.
+    for (device, class) in classes(&report) {
+        let want = if device == "Cpu" { "cpu" } else { "gpu" };
+        assert_eq!(class, want, "{device}");
+    }
     let rows = report["rows"].as_array().expect("rows");
     assert!(!rows.is_empty());
     let failed: Vec<&Value> = rows.iter().filter(|r| r["passed"] != true).collect();
@@ -84,6 +90,10 @@ fn check_passes_on_every_adapter() {
         for op in [
             "matmul",
             "matmul_rows",
+            "matmul_tiled split sum_batches trans_b tanh",
+            "matmul_tiled4 trans_a",
+            "matmul_tiled_a4 trans_a +bias per col sigmoid",
+            "matmul_tiled_b4 broadcast_a +bias per row relu",
             "im2col",
             "col2im_bias",
             "conv2d_backward_weight",
@@ -98,6 +108,38 @@ fn check_passes_on_every_adapter() {
             assert!(ops.contains(op), "{op} was not checked on {backend}");
         }
     }
+}
+
+/// (device type, matmul kernel class) of each adapter of a check report.
+fn classes(report: &Value) -> Vec<(String, String)> {
+    report["adapters"]
+        .as_array()
+        .expect("adapters")
+        .iter()
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+            (s("device_type"), s("matmul_kernels"))
+        })
+        .collect()
+}
+
+/// `--kernels gpu` runs the GPU-class matmul kernels on every adapter, CPU drivers included:
+/// the whole catalogue passes, and the report says so for each adapter.
+#[test]
+fn check_passes_with_gpu_kernels_forced() {
+    let present = backends_present();
+    if present.is_empty() {
+        return;
+    }
+    let out = wgrad(&["check", "--json", "--kernels", "gpu"]);
+    assert!(out.status.success(), "check failed: {}", text(&out.stderr));
+    let report = json(&out);
+    assert_eq!(report["failed"], 0, "{report:#}");
+    for (_, class) in classes(&report) {
+        assert_eq!(class, "gpu");
+    }
+    let out = wgrad(&["check", "--kernels", "fast"]);
+    assert_one_error_line(&out, "--kernels");
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! wgrad in a real browser (`cargo test --target wasm32-unknown-unknown --no-default-features
 //! --features web`): headless Chromium, WebGPU on its SwiftShader adapter, our WGSL compiled by
 //! Tint instead of naga. Every kernel against its CPU twin on small shapes, and whole training
-//! steps (loss and every gradient) against the CPU reference compiled to wasm beside them.
+//! steps (loss and every gradient) against the CPU reference compiled to wasm beside them; the
+//! GPU-class matmul kernels forced (the browser's SwiftShader is a CPU adapter, so it runs the
+//! CPU-class ones by default) give the same bits.
 #![cfg(target_arch = "wasm32")]
 
 use std::sync::Arc;
@@ -10,12 +12,16 @@ use wgrad::compare::{Tolerance, compare};
 use wgrad::exec::Device;
 use wgrad::nn::{AutoencoderConfig, Optimizer};
 use wgrad::train::Trainer;
-use wgrad::{AdamConfig, GpuContext, Options, SgdConfig, Tensor, check};
+use wgrad::{AdamConfig, GpuContext, KernelClass, Options, SgdConfig, Tensor, check};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 async fn browser_gpu() -> Arc<GpuContext> {
-    let ctx = GpuContext::new_async(&Options::default())
+    browser_gpu_with(&Options::default()).await
+}
+
+async fn browser_gpu_with(options: &Options) -> Arc<GpuContext> {
+    let ctx = GpuContext::new_async(options)
         .await
         .expect("the browser offers no WebGPU adapter");
     console_log!(
@@ -31,6 +37,7 @@ async fn browser_gpu() -> Arc<GpuContext> {
 async fn every_kernel_matches_its_cpu_twin_in_the_browser() {
     let ctx = browser_gpu().await;
     let cases = check::catalogue_sized(4, 8);
+    let start = web_time::Instant::now();
     let report = check::run_async(&[ctx], &cases, &mut |row| {
         if !row.passed {
             console_log!(
@@ -42,7 +49,12 @@ async fn every_kernel_matches_its_cpu_twin_in_the_browser() {
         }
     })
     .await;
-    console_log!("{} passed, {} failed", report.passed, report.failed);
+    console_log!(
+        "{} passed, {} failed in {:.1} s",
+        report.passed,
+        report.failed,
+        start.elapsed().as_secs_f64()
+    );
     assert!(
         report.ok(),
         "{} of {} rows failed",
@@ -141,4 +153,43 @@ async fn adam_steps_of_two_batch_sizes_match_the_cpu_in_the_browser() {
             scaled(&c.data, 1e-4),
         );
     }
+}
+
+/// Two Adam steps with the GPU-class matmul kernels forced (`matmul_tiled*`, compiled by Tint)
+/// give the losses and parameters of the browser's default kernels, bit for bit.
+#[wasm_bindgen_test]
+async fn forced_gpu_kernels_train_to_the_same_bits_in_the_browser() {
+    let forced = Options {
+        kernels: KernelClass::Gpu,
+        ..Options::default()
+    };
+    let mut runs = Vec::new();
+    for options in [Options::default(), forced] {
+        let ctx = browser_gpu_with(&options).await;
+        let adam = Optimizer::Adam(AdamConfig::adam());
+        let mut t = Trainer::new_async(Device::Gpu(ctx), AutoencoderConfig::default(), 4, adam, 9)
+            .await
+            .unwrap();
+        for i in 0..2 {
+            t.step_async(&images(4, 20 + i)).await.unwrap();
+        }
+        let losses: Vec<u32> = t
+            .flush_losses_async()
+            .await
+            .unwrap()
+            .iter()
+            .map(|l| l.1.to_bits())
+            .collect();
+        let params: Vec<u32> = t
+            .state_async()
+            .await
+            .unwrap()
+            .params
+            .iter()
+            .flat_map(|(_, v)| v.data.iter().map(|x| x.to_bits()))
+            .collect();
+        runs.push((losses, params));
+    }
+    assert_eq!(runs[0].0, runs[1].0, "losses");
+    assert!(runs[0].1 == runs[1].1, "parameters differ");
 }

@@ -1,13 +1,17 @@
 //! matmul cases: one spec per variant the executor uses (plain, each transpose, batched,
 //! broadcast operands, batch sums, every bias mode with every fused activation), on shapes that
 //! are not multiples of the 4×4 register block or the 8×8 workgroup, plus the autoencoder's
-//! Linear shapes and the other tiling (`matmul_rows`). Tolerance: a reduction over k (times the
-//! batch when batches are summed), as tests/gpu/matmul.rs states it.
+//! Linear shapes and the other tilings: `matmul_rows`, and the workgroup-tiled GPU kernel
+//! (`matmul_tiled*`) on each of its four load paths with two of its shapes, so that every
+//! adapter (a browser's too) runs it whatever mapping its default is. Tolerance: a reduction
+//! over k (times the batch when batches are summed), as tests/gpu/matmul.rs states it.
 
 use super::{Case, data, expect, run_read};
 use crate::compare::Tolerance;
 use crate::cpu;
-use crate::gpu::kernels::matmul::{MatmulTile, matmul, matmul_tiled};
+use crate::gpu::kernels::matmul::{
+    MatmulTile, TILED_SHAPES, entry_and_constants, matmul, matmul_tiled,
+};
 use crate::spec::{Activation, BiasMode, MatmulSpec};
 
 fn describe(s: &MatmulSpec) -> String {
@@ -20,6 +24,11 @@ fn describe(s: &MatmulSpec) -> String {
 
 /// A case for `spec` under `op`, through the default launcher or an explicit tiling.
 fn case(op: &str, spec: MatmulSpec, tile: Option<MatmulTile>) -> Case {
+    if let Some(t) = tile {
+        // An explicit tiling's case is named after the entry point it runs.
+        let entry = entry_and_constants(&spec, t).0;
+        debug_assert_eq!(op.split(' ').next(), Some(entry), "{op}");
+    }
     let a = data(&[spec.a_len()], 1);
     let b = data(&[spec.b_len()], 2);
     let bias = data(&[spec.bias_len()], 3);
@@ -128,5 +137,37 @@ pub(super) fn cases() -> Vec<Case> {
         (s.trans_a, s.trans_b, s.batch) = (true, true, 2)
     });
     v.push(case("matmul_rows trans_a trans_b", s, rows));
+    // The workgroup-tiled kernel: scalar loads, vec4 A, vec4 B, both; the 128×128 (8×8 per
+    // invocation) and 32×32 (4×4) shapes; a split batch sum; epilogues. Four cases only: each
+    // is a pipeline compile of 0.6–1.5 s on a browser's SwiftShader (the 8×8 tiles the most).
+    let [big, _, _, small, _, _] = TILED_SHAPES.map(Some);
+    let s = spec(12, 7, 20, |s| s.trans_a = true);
+    v.push(case("matmul_tiled4 trans_a", s, small));
+    let s = spec(132, 33, 131, |s| {
+        (s.trans_a, s.bias, s.act) = (true, BiasMode::PerCol, Activation::Sigmoid);
+    });
+    v.push(case(
+        "matmul_tiled_a4 trans_a +bias per col sigmoid",
+        s,
+        big,
+    ));
+    let s = spec(16, 9, 196, |s| {
+        (s.batch, s.broadcast_a) = (2, true);
+        (s.bias, s.act) = (BiasMode::PerRow, Activation::Relu);
+    });
+    v.push(case(
+        "matmul_tiled_b4 broadcast_a +bias per row relu",
+        s,
+        small,
+    ));
+    let s = spec(16, 50, 9, |s| {
+        (s.batch, s.trans_b, s.sum_batches) = (12, true, true);
+        (s.bias, s.act) = (BiasMode::PerCol, Activation::Tanh);
+    });
+    v.push(case(
+        "matmul_tiled split sum_batches trans_b tanh",
+        s,
+        small,
+    ));
     v
 }

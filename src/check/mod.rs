@@ -10,7 +10,7 @@
 //!
 //! | file | cases |
 //! |---|---|
-//! | `matmul.rs` | matmul: plain, transposes, batch / broadcast / batch sums, bias × activation epilogues, both tilings |
+//! | `matmul.rs` | matmul: plain, transposes, batch / broadcast / batch sums, bias × activation epilogues, the other tilings (`matmul_rows`; `matmul_tiled*` on each load path, two shapes, a split sum) |
 //! | `elementwise.rs` | im2col / col2im / col2im_bias, every pointwise entry, reduce_sum / mean, MSE and cross-entropy with their backward |
 //! | `conv.rs` | conv2d and conv_transpose2d forward and data / weight / bias gradients |
 //! | `optim.rs` | sgd_step, adam_step, adamw_step over several steps |
@@ -109,6 +109,9 @@ pub struct AdapterRow {
     pub backend: String,
     pub device_type: String,
     pub driver: String,
+    /// The class of matmul kernels the adapter ran: `cpu` (CPU drivers' register blocks) or
+    /// `gpu` (workgroup-memory tiles: GPUs, and any adapter where the options force them).
+    pub matmul_kernels: String,
 }
 
 impl AdapterRow {
@@ -121,6 +124,12 @@ impl AdapterRow {
             driver: format!("{} {}", ctx.info.driver, ctx.info.driver_info)
                 .trim()
                 .into(),
+            matmul_kernels: if crate::gpu::kernels::matmul::cpu_class(ctx) {
+                "cpu"
+            } else {
+                "gpu"
+            }
+            .into(),
         }
     }
 }

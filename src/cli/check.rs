@@ -78,7 +78,13 @@ pub fn run(args: CheckArgs, engine: &wgrad::Options) -> Result<()> {
     let cases = check::catalogue(TRAIN_BATCH);
     if !args.json {
         for ctx in &opened.contexts {
-            println!("adapter {}: {}", select::tag(ctx), ctx.describe());
+            let row = check::AdapterRow::of(ctx);
+            println!(
+                "adapter {}: {} ({}-class matmul kernels)",
+                select::tag(ctx),
+                ctx.describe(),
+                row.matmul_kernels
+            );
         }
         println!();
         header();

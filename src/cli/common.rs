@@ -12,7 +12,7 @@ use wgrad::gpu::{AdapterChoice, BackendKind, GpuContext};
 use wgrad::io::{SavedModel, load_model};
 use wgrad::nn::{AutoencoderConfig, Optimizer};
 use wgrad::train::Trainer;
-use wgrad::{AdamConfig, Error, Options, Result, SgdConfig, Tensor};
+use wgrad::{AdamConfig, Error, KernelClass, Options, Result, SgdConfig, Tensor};
 
 /// Engine options, for every subcommand. A flag wins over its `WGRAD_*` variable.
 #[derive(Args, Debug, Clone)]
@@ -32,6 +32,11 @@ pub struct EngineArgs {
     /// thread: on or off [env: WGRAD_TIERED; default: on for CPU drivers]
     #[arg(long, global = true, value_name = "ON|OFF")]
     pub tier_up: Option<String>,
+    /// Matmul kernel class: auto (the adapter's own: register blocks on CPU drivers,
+    /// workgroup-memory tiles on GPUs) or gpu (the GPU kernels on every adapter, CPU drivers
+    /// included) [env: WGRAD_KERNELS; default: auto]
+    #[arg(long, global = true, value_name = "AUTO|GPU")]
+    pub kernels: Option<String>,
 }
 
 fn env(key: &str) -> Option<String> {
@@ -60,8 +65,9 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 }
 
 impl EngineArgs {
-    /// The engine options: flags, else `WGRAD_TUNE`, `WGRAD_CACHE_DIR`, `WGRAD_TIERED` and
-    /// `WGRAD_BACKEND` (the adapter `--backend auto` takes), else the defaults.
+    /// The engine options: flags, else `WGRAD_TUNE`, `WGRAD_CACHE_DIR`, `WGRAD_TIERED`,
+    /// `WGRAD_KERNELS` and `WGRAD_BACKEND` (the adapter `--backend auto` takes), else the
+    /// defaults.
     pub fn options(&self) -> Result<Options> {
         let tune = match self.tune.clone().or_else(|| env("WGRAD_TUNE")) {
             Some(m) => Some(TuneMode::parse(&m).map_err(|_| {
@@ -76,6 +82,15 @@ impl EngineArgs {
             Some(v) => Some(switch("--tier-up / WGRAD_TIERED", &v)?),
             None => None,
         };
+        let kernels = match self.kernels.clone().or_else(|| env("WGRAD_KERNELS")) {
+            Some(v) => KernelClass::parse(&v).map_err(|_| {
+                Error::invalid(
+                    "--kernels / WGRAD_KERNELS",
+                    format!("'{v}': expected auto or gpu"),
+                )
+            })?,
+            None => KernelClass::Auto,
+        };
         let cache_dir = match self.no_cache {
             true => None,
             false => self.cache_dir.clone().or_else(default_cache_dir),
@@ -89,6 +104,7 @@ impl EngineArgs {
             tune,
             cache_dir,
             tier_up,
+            kernels,
             ..Options::default()
         })
     }

@@ -103,11 +103,16 @@ struct Loaded {
     spent: Duration,
 }
 
-/// What identifies a cache: adapter, driver, backend, wgrad version and the matmul kernels.
+/// What identifies a cache: adapter, driver, backend, wgrad version, the matmul kernels and the
+/// kernel class the options ask for (a run forcing GPU-class kernels keeps its own winners).
 fn adapter_key(ctx: &GpuContext) -> String {
     let i = &ctx.info;
+    let class = match ctx.options().kernels {
+        crate::options::KernelClass::Auto => "",
+        crate::options::KernelClass::Gpu => " | kernels gpu",
+    };
     format!(
-        "{} | {} {} | {:?} | {:04x}:{:04x} | wgrad {} | matmul.wgsl {:016x}",
+        "{} | {} {} | {:?} | {:04x}:{:04x} | wgrad {} | matmul.wgsl {:016x}{class}",
         i.name,
         i.driver,
         i.driver_info,
@@ -332,10 +337,12 @@ pub fn clear_in(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
 }
 
 /// The mappings tried for `spec`: the cost model's choice first, then a few others that suit
-/// the adapter's kind.
+/// the adapter's kind. GPU-class contexts (GPUs, and CPU drivers whose options force GPU-class
+/// kernels) try the `Tiled` shapes that suit the product, `Blocks` and `Shared`, and on GPUs
+/// whose options leave the class to the adapter two `Reg` blocks too.
 pub fn candidates(ctx: &GpuContext, spec: &MatmulSpec) -> Vec<MatmulTile> {
     let mut out = vec![MatmulTile::for_shape(ctx, spec)];
-    let extra: Vec<MatmulTile> = if ctx.is_cpu_driver() {
+    let extra: Vec<MatmulTile> = if matmul::cpu_class(ctx) {
         matmul::cpu_ranked(spec, ctx.info.backend == wgpu::Backend::Gl)
             .into_iter()
             .take(3)
@@ -348,21 +355,24 @@ pub fn candidates(ctx: &GpuContext, spec: &MatmulSpec) -> Vec<MatmulTile> {
             wg_y,
             vec4: true,
         };
-        vec![
+        let mut v = matmul::tiled_candidates(spec);
+        v.extend([
             MatmulTile::Blocks { wg_x: 8, wg_y: 8 },
             MatmulTile::Blocks { wg_x: 16, wg_y: 16 },
             MatmulTile::Shared,
             reg(4, 4, 16, 4),
             reg(8, 8, 8, 8),
-        ]
+        ]);
+        v
     };
     for t in extra {
         if !out.contains(&t) {
             out.push(t);
         }
     }
-    // Never try what the device cannot run (a browser allows 256 invocations a workgroup), nor
-    // what failed here before.
+    // Never try what the device cannot run (a browser allows 256 invocations a workgroup), what
+    // the context's kernel class excludes (`Reg` where GPU-class kernels are forced), nor what
+    // failed here before.
     let failed = failed(ctx);
     out.retain(|t| t.usable(ctx).is_ok() && !failed.iter().any(|f| f.0 == *t));
     out

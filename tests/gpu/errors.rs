@@ -2,7 +2,7 @@
 //! shapes; none panics.
 
 use crate::common::contexts;
-use wgrad::gpu::kernels::matmul::matmul;
+use wgrad::gpu::kernels::matmul::{MatmulTile, matmul};
 use wgrad::gpu::{AdapterChoice, GpuContext};
 use wgrad::{MatmulSpec, Tensor};
 
@@ -25,8 +25,10 @@ fn matmul_with_wrong_lengths_is_refused() {
 #[test]
 fn columns_over_the_grid_limit_are_refused_with_the_limit_named() {
     for ctx in contexts() {
-        // n = 65,535 · 32 + 1 columns needs more than 65,535 workgroups along x.
-        let n = 65_535 * 32 + 1;
+        // 65,535 · (columns per workgroup) + 1 columns needs more than 65,535 workgroups along
+        // x (32 columns per workgroup on CPU drivers: n = 2,097,121).
+        let cols = MatmulTile::for_shape(ctx, &MatmulSpec::new(1, 1, 1 << 21)).c_tile()[1];
+        let n = 65_535 * cols as usize + 1;
         let a = ctx.zeros("a", [1]).unwrap();
         let b = ctx.zeros("b", [n]).unwrap();
         let c = ctx.zeros("c", [n]).unwrap();

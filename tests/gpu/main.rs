@@ -13,6 +13,7 @@ mod im2col;
 mod long_run;
 mod loss;
 mod matmul;
+mod matmul_tiled;
 mod nan;
 mod optim;
 mod pointwise;

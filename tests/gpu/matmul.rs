@@ -1,12 +1,14 @@
 //! matmul.wgsl against cpu::matmul: transposes, batching, broadcast, batch sums, epilogues,
 //! on shapes that are not multiples of the register blocks or the workgroups, through every
 //! entry point (`matmul`, `matmul_rows`, `matmul_reg4` with vec4 loads, `matmul_reg` scalar,
-//! `matmul_smem`) and the mapping the default launcher picks.
+//! `matmul_smem`, `matmul_tiled*` with the shape a GPU would pick) and the mapping the default
+//! launcher picks. tests/gpu/matmul_tiled.rs covers every `Tiled` shape.
 
 use crate::common::{check, contexts, data, tag};
 use wgrad::compare::Tolerance;
 use wgrad::gpu::kernels::matmul::{
-    MatmulTile, entry_and_constants, matmul, matmul_tiled, split_chunk, vec4_aligned,
+    MatmulTile, TILED_SHAPES, entry_and_constants, gpu_tile, matmul, matmul_tiled, split_chunk,
+    vec4_aligned,
 };
 use wgrad::{Activation, BiasMode, GpuContext, MatmulSpec, cpu};
 
@@ -29,7 +31,8 @@ const REG_TILES: [MatmulTile; 2] = [
     },
 ];
 
-/// The mappings `spec` is checked with on `ctx`: every entry point, and the default choice.
+/// The mappings `spec` is checked with on `ctx`: every entry point (`Tiled` with the shape GPUs
+/// choose for `spec`), and the default choice.
 /// `reg_tiles` adds [`REG_TILES`]; the epilogue tests leave them out, as each activation and
 /// bias mode is a separate pipeline of every `Reg` mapping (compile time), and the epilogue
 /// code is shared by the `Reg` entry points that the default choice already covers.
@@ -38,6 +41,7 @@ fn tiles_for(ctx: &GpuContext, spec: &MatmulSpec, reg_tiles: bool) -> Vec<Matmul
         MatmulTile::Blocks { wg_x: 8, wg_y: 8 },
         MatmulTile::Rows { wg_x: 64 },
         MatmulTile::Shared,
+        gpu_tile(spec),
     ];
     if reg_tiles {
         tiles.extend(REG_TILES);
@@ -580,7 +584,16 @@ fn every_mapping_gives_the_same_bits() {
                     wg_y: 1,
                     vec4,
                 });
+                tiles.push(MatmulTile::Tiled {
+                    tm: 8,
+                    tn: 4,
+                    wg_x: 4,
+                    wg_y: 8,
+                    tk: 8,
+                    vec4,
+                });
             }
+            tiles.extend([TILED_SHAPES[0], TILED_SHAPES[1], TILED_SHAPES[3]]);
             let mut first: Option<(MatmulTile, Vec<u32>)> = None;
             for tile in tiles {
                 let gc = ctx.zeros("c", [spec.c_len()]).unwrap();

@@ -16,7 +16,8 @@
 //! a second.
 //!
 //! [`crate::Options::tier_up`] turns it off (chosen mappings built up front) or on elsewhere.
-//! Never on wasm: no threads there.
+//! Never on wasm: no threads there. Off by default where [`crate::Options::kernels`] forces
+//! GPU-class kernels (see [`tiered`]).
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::matmul::{self, MatmulTile};
@@ -31,9 +32,15 @@ use std::thread::JoinHandle;
 pub(crate) const BASELINE: MatmulTile = MatmulTile::Blocks { wg_x: 8, wg_y: 8 };
 
 /// Whether programs on `ctx` start on [`BASELINE`] and tier up in the background: as its
-/// options say, by default on CPU drivers; never on wasm.
+/// options say, by default on CPU drivers that run CPU-class kernels; never on wasm.
+///
+/// Not by default where the options force GPU-class kernels: tier-up exists because the
+/// CPU-class pipelines take seconds each to compile, and the forced mode is there to run the
+/// GPU-class kernels themselves, from the first step, as a GPU would. Asked for anyway
+/// (`tier_up: Some(true)`), it starts on the baseline and swaps in what the tuner chooses,
+/// which in the forced mode is GPU-class too (never a `Reg` kernel).
 pub(crate) fn tiered(ctx: &GpuContext) -> bool {
-    !cfg!(target_arch = "wasm32") && ctx.options().tier_up.unwrap_or(ctx.is_cpu_driver())
+    !cfg!(target_arch = "wasm32") && ctx.options().tier_up.unwrap_or(matmul::cpu_class(ctx))
 }
 
 /// A matmul launch waiting for its final mapping.

@@ -1,15 +1,21 @@
 //! Launcher for shaders/matmul.wgsl.
 //!
-//! Four mappings live in the shader: [`MatmulTile::Blocks`] (`matmul`, 4×4 blocks per
-//! invocation, 8×8 workgroups: the original kernel, still the default off CPU drivers),
-//! [`MatmulTile::Rows`] (`matmul_rows`), [`MatmulTile::Reg`] (`matmul_reg4` / `matmul_reg`: up
-//! to 32×32 blocks per invocation, every choice a pipeline constant, built for CPU drivers) and
-//! [`MatmulTile::Shared`] (`matmul_smem`: workgroup-memory tiling, written for GPUs).
-//! [`matmul`] picks one per adapter and shape with [`MatmulTile::for_shape`]; [`matmul_tiled`]
-//! takes an explicit one.
+//! Five mappings live in the shader: [`MatmulTile::Blocks`] (`matmul`, 4×4 blocks per
+//! invocation: the original kernel, the tier-up baseline), [`MatmulTile::Rows`]
+//! (`matmul_rows`), [`MatmulTile::Reg`] (`matmul_reg4` / `matmul_reg`: up to 32×32 blocks per
+//! invocation, every choice a pipeline constant, built for CPU drivers), [`MatmulTile::Shared`]
+//! (`matmul_smem`: a fixed workgroup-memory tiling) and [`MatmulTile::Tiled`]
+//! (`matmul_tiled*`: workgroup-memory tiles, register tiles and vec4 loads, every shape a
+//! pipeline constant: the default off CPU drivers). [`matmul`] picks one per adapter and shape
+//! with [`MatmulTile::for_shape`]; [`matmul_tiled`] takes an explicit one.
+//!
+//! Kernel classes: CPU drivers run the CPU-class mappings (`Reg`) unless the options force the
+//! GPU-class ones ([`crate::options::KernelClass::Gpu`]), which every other adapter runs
+//! (`Tiled` by default, and the tuner's GPU candidates).
 
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuTensor, Launch, Workgroups, shaders};
+use crate::options::KernelClass;
 use crate::spec::{BiasMode, MatmulSpec};
 
 #[repr(C)]
@@ -57,9 +63,53 @@ pub enum MatmulTile {
         vec4: bool,
     },
     /// `matmul_smem`: a 16×16 workgroup computes a 64×64 tile of C, staging 16-deep panels of A
-    /// and B in workgroup memory (loads coalesced for either layout). Written for GPUs; not
-    /// chosen anywhere yet (no GPU measurement), there for an autotuner. Slow on CPU drivers.
+    /// and B in workgroup memory (loads coalesced for either layout). Written for GPUs; one of
+    /// the tuner's GPU candidates. Slow on CPU drivers.
     Shared,
+    /// `matmul_tiled*`: a `wg_x × wg_y` workgroup (`wg_x` along n) computes a
+    /// `(wg_y·tm) × (wg_x·tn)` tile of C, each invocation a `tm × tn` register tile (each 4 or
+    /// 8), staging `tk`-deep panels of A and B (`tk` 4, 8, 16 or 32) in workgroup memory
+    /// ([`MatmulTile::workgroup`] says how much). With `vec4` set, each operand whose contiguous
+    /// dimension is a multiple of 4 is loaded as vec4s (`matmul_tiled_a4`, `_b4`,
+    /// `matmul_tiled4`), the other as scalars (`matmul_tiled`). The GPU-class default.
+    Tiled {
+        tm: u32,
+        tn: u32,
+        wg_x: u32,
+        wg_y: u32,
+        tk: u32,
+        vec4: bool,
+    },
+}
+
+/// The `Tiled` shapes the tuner may try on GPU-class contexts ([`tiled_candidates`] picks those
+/// that suit a product) and [`MatmulTile::for_shape`] chooses from. All within 256 invocations
+/// (a browser's limit) and under 9 KiB of workgroup memory (a browser grants 16 KiB).
+pub const TILED_SHAPES: [MatmulTile; 6] = [
+    // 128×128 per workgroup, 8×8 per invocation, 256 invocations, k 8 at a time: 8.3 KiB.
+    tiled(8, 8, 16, 16, 8),
+    // 64×64, 4×4 per invocation, 256 invocations, k 16 at a time: 8.5 KiB.
+    tiled(4, 4, 16, 16, 16),
+    // 64×64, 8×8 per invocation, 64 invocations (more work per invocation): 8.5 KiB.
+    tiled(8, 8, 8, 8, 16),
+    // 32×32, 4×4 per invocation, 64 invocations: 4.5 KiB.
+    tiled(4, 4, 8, 8, 16),
+    // 4 rows × 256 columns (m ≤ 4: a row vector times a matrix), 64 invocations, k 8 at a
+    // time (16 would need 16.75 KiB): 8.4 KiB.
+    tiled(4, 4, 64, 1, 8),
+    // 256 rows × 4 columns (n ≤ 4), 64 invocations: 8.4 KiB.
+    tiled(4, 4, 1, 64, 8),
+];
+
+const fn tiled(tm: u32, tn: u32, wg_x: u32, wg_y: u32, tk: u32) -> MatmulTile {
+    MatmulTile::Tiled {
+        tm,
+        tn,
+        wg_x,
+        wg_y,
+        tk,
+        vec4: true,
+    }
 }
 
 /// Worker threads lavapipe runs (one per core; the machine these numbers come from has 2).
@@ -85,11 +135,11 @@ fn max_block_area(spec: &MatmulSpec, gl: bool) -> u32 {
 
 impl MatmulTile {
     /// The default mapping for an adapter when the shape is not known: `Reg` 16×16 blocks on
-    /// CPU drivers (8×8 on GL), `Blocks { 8, 8 }` elsewhere. [`MatmulTile::for_shape`] is what
-    /// [`matmul`] uses.
+    /// CPU drivers (8×8 on GL), a 64×64 `Tiled` one on GPU-class contexts.
+    /// [`MatmulTile::for_shape`] is what [`matmul`] uses.
     pub fn for_adapter(ctx: &GpuContext) -> Self {
-        if !is_cpu(ctx) {
-            return MatmulTile::Blocks { wg_x: 8, wg_y: 8 };
+        if !cpu_class(ctx) {
+            return TILED_SHAPES[1];
         }
         let b = if is_gl(ctx) { 8 } else { 16 };
         MatmulTile::Reg {
@@ -112,20 +162,113 @@ impl MatmulTile {
     /// `max_block_area`), on GL at 8×8: wgpu holds the GL context for the whole compile and
     /// other threads give up after 6 s. Products with m ≤ 4 (a row vector times a matrix) keep
     /// 4×4 blocks and 32 columns per workgroup, as the old default had: wider blocks would need
-    /// ~1.5× fewer loads there, but such products are rare in the models, and
-    /// tests/gpu/errors.rs pins the grid-limit error to that column count.
+    /// ~1.5× fewer loads there, but such products are rare in the models.
     ///
-    /// Other adapters keep `Blocks { 8, 8 }`: not measured on real GPUs yet; the `Reg`
-    /// constants are there for an autotuner.
+    /// Other adapters, and CPU drivers whose options force GPU-class kernels, get a `Tiled`
+    /// shape from [`gpu_tile`].
     pub fn for_shape(ctx: &GpuContext, spec: &MatmulSpec) -> Self {
-        if !is_cpu(ctx) {
-            return MatmulTile::Blocks { wg_x: 8, wg_y: 8 };
+        if !cpu_class(ctx) {
+            return gpu_tile(spec);
         }
         cpu_tile(spec, is_gl(ctx))
     }
+
+    /// Whether the mapping is GPU-class (`Tiled`, `Shared`, `Blocks`: what GPU-class contexts
+    /// choose from when the options force that class) rather than CPU-class (`Reg`, `Rows`).
+    pub fn is_gpu_class(&self) -> bool {
+        matches!(
+            self,
+            MatmulTile::Tiled { .. } | MatmulTile::Shared | MatmulTile::Blocks { .. }
+        )
+    }
+}
+
+/// Whether `ctx` chooses CPU-class matmul mappings: a CPU driver (lavapipe, llvmpipe GL,
+/// SwiftShader) whose options do not force GPU-class kernels.
+pub fn cpu_class(ctx: &GpuContext) -> bool {
+    is_cpu(ctx) && ctx.options().kernels != KernelClass::Gpu
+}
+
+/// Output batches of `spec`'s first pass (the chunks of a split batch sum).
+fn out_batches(spec: &MatmulSpec) -> u64 {
+    if spec.sum_batches {
+        spec.batch.div_ceil(split_chunk(spec)) as u64
+    } else {
+        spec.batch as u64
+    }
+}
+
+/// The `Tiled` shape GPU-class contexts use for `spec` (one of [`TILED_SHAPES`]).
+///
+/// Not measured on a real GPU (none was available when this was written): the choice follows
+/// the usual reasoning for workgroup-tiled matmuls. Bigger tiles reuse each staged element more
+/// (a 128×128 tile with 8×8 per invocation does 64 FMAs per 4 vec4 reads of workgroup memory; a
+/// 64×64 tile with 4×4 does 16 per 2), but a product needs enough workgroups to fill a GPU (tens
+/// of compute units, a few workgroups each), and a tile much larger than the output computes
+/// padding. So the largest of 128×128 and 64×64 (256 invocations each) that gives at least 128
+/// workgroups (one for each compute unit of a large GPU) with at least half of each tile inside
+/// C, else 32×32 (64 invocations: small
+/// outputs, like the autoencoder's convolutions per image, where many workgroups matter more
+/// than reuse); thin tiles for a row or column vector (m or n ≤ 4). The tuner (`gpu::tune`, on by
+/// default on GPUs) measures the other candidates where it runs.
+pub fn gpu_tile(spec: &MatmulSpec) -> MatmulTile {
+    let [big, mid, _, small, wide, tall] = TILED_SHAPES;
+    if spec.m <= 4 {
+        return wide;
+    }
+    if spec.n <= 4 {
+        return tall;
+    }
+    let (m, n) = (spec.m as u64, spec.n as u64);
+    for t in [big, mid] {
+        let [r, c] = t.c_tile().map(u64::from);
+        let (gy, gx) = (m.div_ceil(r), n.div_ceil(c));
+        if out_batches(spec) * gy * gx >= 128 && 2 * m * n >= gy * r * gx * c {
+            return t;
+        }
+    }
+    small
+}
+
+/// The `Tiled` shapes worth timing for `spec` (the tuner's candidates): those whose tile is not
+/// far larger than the product (thin tiles only for thin products, 128×128 only where both m
+/// and n reach 64).
+pub fn tiled_candidates(spec: &MatmulSpec) -> Vec<MatmulTile> {
+    let [big, mid, mid8, small, wide, tall] = TILED_SHAPES;
+    let mut v = Vec::new();
+    if spec.m >= 64 && spec.n >= 64 {
+        v.push(big);
+    }
+    if spec.m > 16 && spec.n > 16 {
+        v.extend([mid, mid8]);
+    }
+    v.push(small);
+    if spec.m <= 16 {
+        v.push(wide);
+    }
+    if spec.n <= 16 {
+        v.push(tall);
+    }
+    v
 }
 
 impl MatmulTile {
+    /// The rows and columns of C one workgroup computes (for a mapping that is
+    /// [`MatmulTile::runnable`]: the products do not overflow then).
+    pub fn c_tile(&self) -> [u32; 2] {
+        match *self {
+            MatmulTile::Blocks { wg_x, wg_y } => [4 * wg_y, 4 * wg_x],
+            MatmulTile::Rows { wg_x } => [8, 4 * wg_x],
+            MatmulTile::Shared => [64, 64],
+            MatmulTile::Reg {
+                bm, bn, wg_x, wg_y, ..
+            } => [bm * wg_y, bn * wg_x],
+            MatmulTile::Tiled {
+                tm, tn, wg_x, wg_y, ..
+            } => [tm * wg_y, tn * wg_x],
+        }
+    }
+
     /// The workgroup's invocations along x and y, and the workgroup memory it declares (bytes).
     pub fn workgroup(&self) -> ([u32; 2], u32) {
         match *self {
@@ -134,25 +277,72 @@ impl MatmulTile {
             // matmul_smem: 16×16 invocations, two 1,040-float panels.
             MatmulTile::Shared => ([16, 16], 2 * 1040 * 4),
             MatmulTile::Reg { wg_x, wg_y, .. } => ([wg_x, wg_y], 0),
+            // matmul_tiled*: two k-major panels of vec4s, tk rows each, a row being the tile's
+            // quads plus one of padding (TL_A_LEN and TL_B_LEN in the shader).
+            MatmulTile::Tiled {
+                tm,
+                tn,
+                wg_x,
+                wg_y,
+                tk,
+                ..
+            } => {
+                let quads = |w: u32, t: u32| (w as u64 * t as u64) / 4 + 1;
+                let vec4s = tk as u64 * (quads(wg_y, tm) + quads(wg_x, tn));
+                ([wg_x, wg_y], u32::try_from(16 * vec4s).unwrap_or(u32::MAX))
+            }
         }
     }
 
-    /// Whether the mapping is one the kernels implement (Reg blocks of 4, 8, 16 or 32, no empty
-    /// workgroup) and fits the device ([`MatmulTile::fits`]). A tune cache is a file anyone can
-    /// edit, so its entries pass through this too.
+    /// Whether the tuner and the tune cache may choose the mapping on `ctx`: one the kernels
+    /// implement that fits the device ([`MatmulTile::runnable`]), of a class the context
+    /// chooses from ([`MatmulTile::is_gpu_class`]): CPU-class mappings only on a CPU driver that
+    /// runs CPU-class kernels, GPU-class ones only where the options force GPU-class kernels,
+    /// either on a GPU left to its own class. The tune cache is keyed by adapter, not by class,
+    /// so a winner cached by a run of the other class is ignored (measured again, or the cost
+    /// model's choice taken) rather than run; and a tune cache is a file anyone can edit, so
+    /// its entries pass through this too.
     pub fn usable(&self, ctx: &GpuContext) -> Result<()> {
+        self.runnable(ctx)?;
+        let forced = ctx.options().kernels == KernelClass::Gpu;
+        if forced && !self.is_gpu_class() {
+            return Err(Error::invalid(
+                "matmul",
+                format!("{self:?} is a CPU-driver mapping; the options force GPU-class kernels"),
+            ));
+        }
+        if cpu_class(ctx) && self.is_gpu_class() {
+            return Err(Error::invalid(
+                "matmul",
+                format!("{self:?} is a GPU-class mapping; this CPU driver runs CPU-class ones"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the mapping is one the kernels implement (Reg blocks of 4, 8, 16 or 32; Tiled
+    /// register tiles of 4 or 8 and stages of 4, 8, 16 or 32; no empty workgroup) and fits the
+    /// device ([`MatmulTile::fits`]): what [`matmul_tiled`] checks before it launches.
+    pub fn runnable(&self, ctx: &GpuContext) -> Result<()> {
         let ([x, y], _) = self.workgroup();
         let blocks_ok = match *self {
             MatmulTile::Reg { bm, bn, .. } => {
                 let ok = |b: u32| matches!(b, 4 | 8 | 16 | 32);
                 ok(bm) && ok(bn)
             }
+            MatmulTile::Tiled { tm, tn, tk, .. } => {
+                let ok = |t: u32| matches!(t, 4 | 8);
+                ok(tm) && ok(tn) && matches!(tk, 4 | 8 | 16 | 32)
+            }
             _ => true,
         };
         if !blocks_ok || x == 0 || y == 0 {
             return Err(Error::invalid(
                 "matmul",
-                format!("{self:?}: blocks must be 4, 8, 16 or 32 and the workgroup non-empty"),
+                format!(
+                    "{self:?}: Reg blocks must be 4, 8, 16 or 32, Tiled register tiles 4 or 8 \
+                     and stages 4, 8, 16 or 32, and the workgroup non-empty"
+                ),
             ));
         }
         self.fits(ctx)
@@ -221,9 +411,17 @@ fn is_gl(ctx: &GpuContext) -> bool {
 /// Whether `matmul_reg4`'s vec4 views fit `spec`: A's contiguous dimension (k, or m when
 /// transposed) and B's (n, or k when transposed) are multiples of 4.
 pub fn vec4_aligned(spec: &MatmulSpec) -> bool {
-    let a_contig = if spec.trans_a { spec.m } else { spec.k };
-    let b_contig = if spec.trans_b { spec.k } else { spec.n };
-    a_contig.is_multiple_of(4) && b_contig.is_multiple_of(4)
+    vec4_a(spec) && vec4_b(spec)
+}
+
+/// Whether A's contiguous dimension (k, or m when transposed) is a multiple of 4.
+pub fn vec4_a(spec: &MatmulSpec) -> bool {
+    (if spec.trans_a { spec.m } else { spec.k }).is_multiple_of(4)
+}
+
+/// Whether B's contiguous dimension (n, or k when transposed) is a multiple of 4.
+pub fn vec4_b(spec: &MatmulSpec) -> bool {
+    (if spec.trans_b { spec.k } else { spec.n }).is_multiple_of(4)
 }
 
 /// Estimated time of `spec` with `bm × bn` blocks and workgroups of 8 × `wg_y` invocations on
@@ -419,6 +617,34 @@ pub fn entry_and_constants(
             }
             (if v4 { "matmul_reg4" } else { "matmul_reg" }, consts)
         }
+        MatmulTile::Tiled {
+            tm,
+            tn,
+            wg_x,
+            wg_y,
+            tk,
+            vec4,
+        } => {
+            let entry = match (vec4 && vec4_a(spec), vec4 && vec4_b(spec)) {
+                (false, false) => "matmul_tiled",
+                (true, false) => "matmul_tiled_a4",
+                (false, true) => "matmul_tiled_b4",
+                (true, true) => "matmul_tiled4",
+            };
+            let consts = vec![
+                ("TL_TM", tm as f64),
+                ("TL_TN", tn as f64),
+                ("TL_WX", wg_x as f64),
+                ("TL_WY", wg_y as f64),
+                ("TL_TK", tk as f64),
+                ("TRANS_A", flag(spec.trans_a)),
+                ("TRANS_B", flag(spec.trans_b)),
+                ("SUM_BATCHES", flag(spec.sum_batches)),
+                ("BIAS", bias_code(spec.bias) as f64),
+                ("ACT", spec.act.code() as f64),
+            ];
+            (entry, consts)
+        }
     }
 }
 
@@ -467,7 +693,7 @@ pub fn matmul_tiled(
         bias.map_or(0, |t| t.numel()),
         c.numel(),
     )?;
-    tile.usable(ctx)?;
+    tile.runnable(ctx)?;
     let (sa, sb) = spec.strides();
     let u = |x: usize| x as u32;
     let mut params = Params {
@@ -542,14 +768,7 @@ fn dispatch(
     [a, b, bias, c]: [&GpuTensor; 4],
 ) -> Result<Launch> {
     let (entry, consts) = entry_and_constants(spec, tile);
-    let (cols_per_wg, rows_per_wg) = match tile {
-        MatmulTile::Blocks { wg_x, wg_y } => (4 * wg_x as usize, 4 * wg_y as usize),
-        MatmulTile::Rows { wg_x } => (4 * wg_x as usize, 8),
-        MatmulTile::Shared => (64, 64),
-        MatmulTile::Reg {
-            bm, bn, wg_x, wg_y, ..
-        } => ((bn * wg_x) as usize, (bm * wg_y) as usize),
-    };
+    let [rows_per_wg, cols_per_wg] = tile.c_tile().map(|x| x as usize);
     let gx = spec.n.div_ceil(cols_per_wg);
     let gy = spec.m.div_ceil(rows_per_wg);
     // Row tiles × output batches are folded over y and z; columns must fit x.
