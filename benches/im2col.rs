@@ -130,10 +130,7 @@ fn bench(c: &mut Criterion) {
 
 /// The kernel this crate used before (one invocation per output element, indices recovered with
 /// `/` and `%` by runtime values), kept here only to be compared against.
-const OLD: ShaderFile = ShaderFile {
-    name: "im2col_old.wgsl",
-    source: OLD_WGSL,
-};
+const OLD: ShaderFile = ShaderFile::new("im2col_old.wgsl", OLD_WGSL);
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]

@@ -10,6 +10,10 @@
 //! | `mse_loss 1M` / `mse_loss_backward 1M` | the same kernels over `[2^20]` |
 //! | `softmax_cross_entropy BxK` / `.._backward BxK` | classifier logits, B = 64 and 1024, K = 10 |
 //!
+//! On an adapter with subgroup operations every case runs twice in one group, with them (`sg`)
+//! and without (`plain`, a second device opened with `Options::subgroups` off): the two tree_sum
+//! variants side by side (they give the same bits; see tests/gpu/subgroups.rs).
+//!
 //! Throughput is bytes read + written, each element once: reduce reads the input and writes the
 //! output; mse_loss reads y and t and writes one scalar, its backward reads y, t and the upstream
 //! scalar and writes dy; cross-entropy reads the logits and the (u32) labels and writes one
@@ -21,7 +25,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wgrad::gpu::Launch;
 use wgrad::gpu::kernels::{loss, reduce};
 use wgrad::spec::ReduceSpec;
-use wgrad::{GpuContext, GpuTensor, Result, Shape, Tensor};
+use wgrad::{GpuContext, GpuTensor, Options, Result, Shape, Tensor};
 
 /// `(id, bytes moved, launch)` and the tensors the launches use.
 type Cases = (Vec<(String, usize, Launch)>, Vec<GpuTensor>);
@@ -105,22 +109,47 @@ fn bench(c: &mut Criterion) {
         return;
     };
     let adapter = ctx.describe();
+    // The same adapter without subgroups, to time both tree_sum variants in one run.
+    let mut variants = vec![("", ctx)];
+    if variants[0].1.uses_subgroups() {
+        let plain = common::options().and_then(|o| {
+            GpuContext::new(&Options {
+                subgroups: false,
+                ..o
+            })
+        });
+        match plain {
+            Ok(p) => {
+                variants[0].0 = " sg";
+                variants.push((" plain", p));
+            }
+            Err(e) => eprintln!("reduce bench: no second device without subgroups: {e}"),
+        }
+    }
     for (family, build) in [
         ("reduce", reduce_cases as fn(&GpuContext) -> Result<Cases>),
         ("loss", loss_cases),
     ] {
-        let (cases, _keep) = match build(&ctx) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("reduce bench: {family}: {e}");
-                continue;
-            }
-        };
         let mut group = c.benchmark_group(format!("{family} [{adapter}]"));
         group.sample_size(10);
-        for (id, bytes, l) in &cases {
-            let bytes = Throughput::Bytes(*bytes as u64);
-            common::launches(&mut group, &ctx, id.clone(), bytes, &[l]);
+        let built: Vec<_> = variants
+            .iter()
+            .filter_map(|(tag, ctx)| match build(ctx) {
+                Ok(cases) => Some((*tag, ctx, cases)),
+                Err(e) => {
+                    eprintln!("reduce bench: {family}{tag}: {e}");
+                    None
+                }
+            })
+            .collect();
+        // Interleaved (case by case, variant by variant) so that load drifts hit both alike.
+        let count = built.iter().map(|b| b.2.0.len()).min().unwrap_or(0);
+        for i in 0..count {
+            for (tag, ctx, (cases, _keep)) in &built {
+                let (id, bytes, l) = &cases[i];
+                let bytes = Throughput::Bytes(*bytes as u64);
+                common::launches(&mut group, ctx, format!("{id}{tag}"), bytes, &[l]);
+            }
         }
         group.finish();
     }

@@ -37,18 +37,8 @@ struct Params {
 const WG: u32 = 256u;
 var<workgroup> partial: array<f32, WG>;
 
-// Adds partial[0..WG] in a fixed tree order; every invocation must call it (it has barriers)
-// after storing its own partial sum, and every invocation gets the total.
-fn tree_sum(lid: u32) -> f32 {
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if lid < s {
-            partial[lid] += partial[lid + s];
-        }
-        workgroupBarrier();
-    }
-    return partial[0];
-}
+// `tree_sum` (a fixed tree order over partial[]) comes from tree_sum.wgsl, put in front of this
+// file.
 
 // This workgroup's slice [x, y) of `n` items: the whole range when there is one slice.
 fn slice(w: u32, n: u32) -> vec2<u32> {
@@ -60,7 +50,8 @@ fn slice(w: u32, n: u32) -> vec2<u32> {
 // With one slice, out[0] = mean((y − t)²); with several, out[w] = Σ over slice w of (y − t)².
 @compute @workgroup_size(WG)
 fn mse_loss(@builtin(workgroup_id) wid: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
+            l: Lanes) {
+    let lid = l.index;
     let r = slice(wid.x, p.n);
     var acc = 0.0;
     for (var i = r.x + lid; i < r.y; i += WG) {
@@ -68,7 +59,7 @@ fn mse_loss(@builtin(workgroup_id) wid: vec3<u32>,
         acc += d * d;
     }
     partial[lid] = acc;
-    let total = tree_sum(lid);
+    let total = tree_sum(l);
     if lid == 0u {
         loss[wid.x] = select(total, total / f32(p.n), p.slices == 1u);
     }
@@ -77,13 +68,14 @@ fn mse_loss(@builtin(workgroup_id) wid: vec3<u32>,
 // The second pass of a sliced loss: out[0] = Σ of the n slice sums (in tree order) / divisor.
 // One workgroup.
 @compute @workgroup_size(WG)
-fn loss_sum(@builtin(local_invocation_index) lid: u32) {
+fn loss_sum(l: Lanes) {
+    let lid = l.index;
     var acc = 0.0;
     for (var i = lid; i < p.n; i += WG) {
         acc += z[i];
     }
     partial[lid] = acc;
-    let total = tree_sum(lid);
+    let total = tree_sum(l);
     if lid == 0u {
         mean_out[0] = total / f32(p.divisor);
     }
@@ -93,7 +85,8 @@ fn loss_sum(@builtin(local_invocation_index) lid: u32) {
 @compute @workgroup_size(WG)
 fn mse_loss_backward(@builtin(workgroup_id) wid: vec3<u32>,
                      @builtin(num_workgroups) nwg: vec3<u32>,
-                     @builtin(local_invocation_index) lid: u32) {
+                     l: Lanes) {
+    let lid = l.index;
     let i = (wid.x + wid.y * nwg.x) * WG + lid;
     if i >= p.n {
         return;
@@ -133,7 +126,8 @@ fn row_stats(base: u32) -> vec2<f32> {
 // sum over slice w of the rows.
 @compute @workgroup_size(WG)
 fn softmax_cross_entropy(@builtin(workgroup_id) wid: vec3<u32>,
-                         @builtin(local_invocation_index) lid: u32) {
+                         l: Lanes) {
+    let lid = l.index;
     let rows = slice(wid.x, p.n);
     var acc = 0.0;
     for (var r = rows.x + lid; r < rows.y; r += WG) {
@@ -146,7 +140,7 @@ fn softmax_cross_entropy(@builtin(workgroup_id) wid: vec3<u32>,
         }
     }
     partial[lid] = acc;
-    let total = tree_sum(lid);
+    let total = tree_sum(l);
     if lid == 0u {
         loss[wid.x] = select(total, total / f32(p.n), p.slices == 1u);
     }
@@ -156,7 +150,8 @@ fn softmax_cross_entropy(@builtin(workgroup_id) wid: vec3<u32>,
 @compute @workgroup_size(WG)
 fn softmax_cross_entropy_backward(@builtin(workgroup_id) wid: vec3<u32>,
                                   @builtin(num_workgroups) nwg: vec3<u32>,
-                                  @builtin(local_invocation_index) lid: u32) {
+                                  l: Lanes) {
+    let lid = l.index;
     let r = (wid.x + wid.y * nwg.x) * WG + lid;
     if r >= p.n {
         return;

@@ -7,8 +7,9 @@
 // contiguous slice of the reduced index space into a partial, and a second dispatch summing the
 // partials in order (src/gpu/kernels/reduce.rs chains the two). A workgroup's invocations stride
 // over its index range (adjacent invocations read adjacent reduced elements, so the common case of
-// reducing the innermost axes reads memory contiguously), then add their partial sums in a fixed
-// tree order in workgroup memory. Same input, same adapter, same bits.
+// reducing the innermost axes reads memory contiguously), then add their partial sums with
+// `tree_sum` (a fixed tree order; tree_sum.wgsl, put in front of this file). Same input, same
+// adapter, same bits, with or without subgroup operations.
 //
 // The output count is dispatched as a linear workgroup count folded into (x, y); groups past the
 // end still run every barrier (with nothing to add) and only skip the store, so no return ever
@@ -52,7 +53,8 @@ fn offset(i: u32, d: vec4<u32>) -> u32 {
     return off + r * s.x;
 }
 
-fn reduce(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, mean: bool) {
+fn reduce(wid: vec3<u32>, nwg: vec3<u32>, l: Lanes, mean: bool) {
+    let lid = l.index;
     let g = wid.x + wid.y * nwg.x;
     let in_range = g < p.out_count * p.slices;
     let o = g / p.slices;
@@ -72,27 +74,20 @@ fn reduce(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, mean: bool) {
         }
     }
     partial[lid] = acc;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if lid < s {
-            partial[lid] += partial[lid + s];
-        }
-        workgroupBarrier();
-    }
+    let total = tree_sum(l);
     if in_range && lid == 0u {
-        let total = partial[0];
         y[g] = select(total, total / p.divisor, mean);
     }
 }
 
 @compute @workgroup_size(WG)
 fn reduce_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    reduce(wid, nwg, lid, false);
+              l: Lanes) {
+    reduce(wid, nwg, l, false);
 }
 
 @compute @workgroup_size(WG)
 fn reduce_mean(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
-    reduce(wid, nwg, lid, true);
+               l: Lanes) {
+    reduce(wid, nwg, l, true);
 }

@@ -45,10 +45,7 @@ fn every_shader_translates_to_every_target() {
 
 #[test]
 fn a_broken_shader_is_reported_with_file_and_line() {
-    let bad = wgrad::gpu::shaders::ShaderFile {
-        name: "broken.wgsl",
-        source: "fn f() -> f32 { return 1u; }",
-    };
+    let bad = wgrad::gpu::shaders::ShaderFile::new("broken.wgsl", "fn f() -> f32 { return 1u; }");
     let e = wgrad::gpu::translate::validate(bad)
         .unwrap_err()
         .to_string();

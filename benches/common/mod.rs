@@ -1,6 +1,6 @@
 //! What every bench shares: the adapter (chosen the usual way: `WGRAD_BACKEND=vulkan|gl|...`,
-//! else the best present; `WGRAD_TUNE`, `WGRAD_TIERED` and `WGRAD_KERNELS` as the command reads
-//! them), named in the output, and timing a launch as real GPU time.
+//! else the best present; `WGRAD_TUNE`, `WGRAD_TIERED`, `WGRAD_KERNELS` and `WGRAD_SUBGROUPS` as
+//! the command reads them), named in the output, and timing a launch as real GPU time.
 
 #![allow(dead_code)] // each bench uses part of this
 
@@ -10,8 +10,8 @@ use wgrad::gpu::tune::TuneMode;
 use wgrad::gpu::{AdapterChoice, BackendKind, Launch};
 use wgrad::{GpuContext, Options, Result};
 
-/// The engine options the benches run with, from `WGRAD_BACKEND`, `WGRAD_TUNE`, `WGRAD_TIERED`
-/// and `WGRAD_KERNELS` (no disk cache: a bench measures what it was asked to).
+/// The engine options the benches run with, from `WGRAD_BACKEND`, `WGRAD_TUNE`, `WGRAD_TIERED`,
+/// `WGRAD_KERNELS` and `WGRAD_SUBGROUPS` (no disk cache: a bench measures what it was asked to).
 pub fn options() -> Result<Options> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let mut o = Options::default();
@@ -26,6 +26,9 @@ pub fn options() -> Result<Options> {
     }
     if let Some(k) = env("WGRAD_KERNELS") {
         o.kernels = wgrad::KernelClass::parse(&k)?;
+    }
+    if let Some(s) = env("WGRAD_SUBGROUPS") {
+        o.subgroups = !matches!(s.as_str(), "0" | "off" | "false");
     }
     Ok(o)
 }

@@ -112,6 +112,8 @@ pub struct AdapterRow {
     /// The class of matmul kernels the adapter ran: `cpu` (CPU drivers' register blocks) or
     /// `gpu` (workgroup-memory tiles: GPUs, and any adapter where the options force them).
     pub matmul_kernels: String,
+    /// Whether reductions and losses used subgroup operations (`GpuContext::uses_subgroups`).
+    pub subgroups: bool,
 }
 
 impl AdapterRow {
@@ -130,6 +132,7 @@ impl AdapterRow {
                 "gpu"
             }
             .into(),
+            subgroups: ctx.uses_subgroups(),
         }
     }
 }

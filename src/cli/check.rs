@@ -80,10 +80,15 @@ pub fn run(args: CheckArgs, engine: &wgrad::Options) -> Result<()> {
         for ctx in &opened.contexts {
             let row = check::AdapterRow::of(ctx);
             println!(
-                "adapter {}: {} ({}-class matmul kernels)",
+                "adapter {}: {} ({}-class matmul kernels, {})",
                 select::tag(ctx),
                 ctx.describe(),
-                row.matmul_kernels
+                row.matmul_kernels,
+                if row.subgroups {
+                    "subgroup reductions"
+                } else {
+                    "no subgroups"
+                }
             );
         }
         println!();

@@ -37,6 +37,10 @@ pub struct EngineArgs {
     /// included) [env: WGRAD_KERNELS; default: auto]
     #[arg(long, global = true, value_name = "AUTO|GPU")]
     pub kernels: Option<String>,
+    /// Subgroup operations in reductions and losses where the device has them: on or off (the
+    /// same results either way) [env: WGRAD_SUBGROUPS; default: on]
+    #[arg(long, global = true, value_name = "ON|OFF")]
+    pub subgroups: Option<String>,
 }
 
 fn env(key: &str) -> Option<String> {
@@ -66,7 +70,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 
 impl EngineArgs {
     /// The engine options: flags, else `WGRAD_TUNE`, `WGRAD_CACHE_DIR`, `WGRAD_TIERED`,
-    /// `WGRAD_KERNELS` and `WGRAD_BACKEND` (the adapter `--backend auto` takes), else the
+    /// `WGRAD_KERNELS`, `WGRAD_SUBGROUPS` and `WGRAD_BACKEND` (the adapter `--backend auto` takes), else the
     /// defaults.
     pub fn options(&self) -> Result<Options> {
         let tune = match self.tune.clone().or_else(|| env("WGRAD_TUNE")) {
@@ -91,6 +95,10 @@ impl EngineArgs {
             })?,
             None => KernelClass::Auto,
         };
+        let subgroups = match self.subgroups.clone().or_else(|| env("WGRAD_SUBGROUPS")) {
+            Some(v) => switch("--subgroups / WGRAD_SUBGROUPS", &v)?,
+            None => true,
+        };
         let cache_dir = match self.no_cache {
             true => None,
             false => self.cache_dir.clone().or_else(default_cache_dir),
@@ -105,6 +113,7 @@ impl EngineArgs {
             cache_dir,
             tier_up,
             kernels,
+            subgroups,
             ..Options::default()
         })
     }

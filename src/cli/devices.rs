@@ -48,8 +48,18 @@ pub fn run(engine: &wgrad::Options) -> wgrad::Result<()> {
             l.max_compute_workgroup_storage_size / 1024,
         );
         println!(
-            "    timestamp queries: {}",
-            if ctx.has_timestamps() { "yes" } else { "no" }
+            "    timestamp queries: {}; subgroups: {}",
+            if ctx.has_timestamps() { "yes" } else { "no" },
+            if ctx.uses_subgroups() {
+                format!(
+                    "yes, {}–{} lanes",
+                    info.subgroup_min_size, info.subgroup_max_size
+                )
+            } else if engine.subgroups {
+                "no".into()
+            } else {
+                "off (--subgroups off)".into()
+            }
         );
     }
     Ok(())

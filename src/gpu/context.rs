@@ -291,11 +291,15 @@ impl GpuContext {
     }
 
     /// Opens a device on one particular adapter, with the adapter's own limits and the optional
-    /// features wgrad can use (timestamp queries).
+    /// features wgrad can use (timestamp queries; subgroup operations unless
+    /// `options.subgroups` is off).
     pub async fn open_async(adapter: &wgpu::Adapter, options: &Options) -> Result<Self> {
         let info = adapter.get_info();
-        let wanted =
+        let mut wanted =
             wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
+        if options.subgroups {
+            wanted |= wgpu::Features::SUBGROUP;
+        }
         let features = adapter.features() & wanted;
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
@@ -497,6 +501,15 @@ impl GpuContext {
 
     pub fn has_timestamps(&self) -> bool {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Whether kernels use subgroup operations here: the device has wgpu's `SUBGROUP` feature and
+    /// [`Options::subgroups`] is on. Never in the browser: the WGSL a browser compiles needs an
+    /// `enable subgroups;` that naga (which validates native shaders) does not accept yet.
+    pub fn uses_subgroups(&self) -> bool {
+        !cfg!(target_arch = "wasm32")
+            && self.options.subgroups
+            && self.features.contains(wgpu::Features::SUBGROUP)
     }
 }
 

@@ -46,13 +46,18 @@ impl GpuContext {
         Ok(module)
     }
 
-    /// The compute pipeline for `entry` in `file` with pipeline-overridable `constants` set.
+    /// The compute pipeline for `entry` in `file` with pipeline-overridable `constants` set; the
+    /// file's subgroup variant where [`GpuContext::uses_subgroups`].
     pub fn pipeline(
         &self,
         file: ShaderFile,
         entry: &'static str,
         constants: &[(&'static str, f64)],
     ) -> Result<Arc<wgpu::ComputePipeline>> {
+        let file = match file.subgroup_variant() {
+            Some(variant) if self.uses_subgroups() => variant,
+            _ => file,
+        };
         let key: PipelineKey = (
             file.name,
             entry,

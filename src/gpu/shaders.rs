@@ -1,11 +1,19 @@
 //! The WGSL sources, embedded in the library. One file per kernel family.
+//!
+//! The files that sum across a workgroup (reduce.wgsl, loss.wgsl) get their `tree_sum` from a
+//! prelude put in front of them at compile time: tree_sum.wgsl on every device, or
+//! tree_sum_subgroups.wgsl where the device has subgroup operations (the same bits, fewer
+//! barriers). [`GpuContext::pipeline`](crate::GpuContext::pipeline) picks the variant.
 
-/// One WGSL file.
+/// One WGSL module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ShaderFile {
-    /// File name under `shaders/`, used in errors and labels.
+    /// File name under `shaders/` (with " (subgroups)" for a subgroup variant), used in errors,
+    /// labels and cache keys.
     pub name: &'static str,
     pub source: &'static str,
+    /// Whether the module uses subgroup operations (wgpu's `SUBGROUP` feature).
+    pub subgroups: bool,
 }
 
 macro_rules! shader {
@@ -13,6 +21,29 @@ macro_rules! shader {
         pub const $id: ShaderFile = ShaderFile {
             name: $file,
             source: include_str!(concat!("../../shaders/", $file)),
+            subgroups: false,
+        };
+    };
+}
+
+/// A file that uses `tree_sum`: its plain variant `$id` and its subgroup variant `$sg`.
+macro_rules! tree_shader {
+    ($id:ident, $sg:ident, $file:literal) => {
+        pub const $id: ShaderFile = ShaderFile {
+            name: $file,
+            source: concat!(
+                include_str!("../../shaders/tree_sum.wgsl"),
+                include_str!(concat!("../../shaders/", $file))
+            ),
+            subgroups: false,
+        };
+        pub const $sg: ShaderFile = ShaderFile {
+            name: concat!($file, " (subgroups)"),
+            source: concat!(
+                include_str!("../../shaders/tree_sum_subgroups.wgsl"),
+                include_str!(concat!("../../shaders/", $file))
+            ),
+            subgroups: true,
         };
     };
 }
@@ -20,10 +51,38 @@ macro_rules! shader {
 shader!(MATMUL, "matmul.wgsl");
 shader!(IM2COL, "im2col.wgsl");
 shader!(POINTWISE, "pointwise.wgsl");
-shader!(REDUCE, "reduce.wgsl");
-shader!(LOSS, "loss.wgsl");
+tree_shader!(REDUCE, REDUCE_SUBGROUPS, "reduce.wgsl");
+tree_shader!(LOSS, LOSS_SUBGROUPS, "loss.wgsl");
 shader!(OPTIM, "optim.wgsl");
 shader!(HEALTH, "health.wgsl");
 
-/// Every shader file, for validation and translation tests.
-pub const ALL: &[ShaderFile] = &[MATMUL, IM2COL, POINTWISE, REDUCE, LOSS, OPTIM, HEALTH];
+/// Every module, subgroup variants included, for validation and translation tests.
+pub const ALL: &[ShaderFile] = &[
+    MATMUL,
+    IM2COL,
+    POINTWISE,
+    REDUCE,
+    REDUCE_SUBGROUPS,
+    LOSS,
+    LOSS_SUBGROUPS,
+    OPTIM,
+    HEALTH,
+];
+
+impl ShaderFile {
+    /// A module of the caller's own (no subgroup operations).
+    pub const fn new(name: &'static str, source: &'static str) -> ShaderFile {
+        ShaderFile {
+            name,
+            source,
+            subgroups: false,
+        }
+    }
+
+    /// The variant of this file that uses subgroup operations, if it has one.
+    pub fn subgroup_variant(self) -> Option<ShaderFile> {
+        ALL.iter()
+            .find(|f| f.subgroups && f.name.strip_suffix(" (subgroups)") == Some(self.name))
+            .copied()
+    }
+}

@@ -43,15 +43,22 @@ pub fn validate(file: ShaderFile) -> Result<(naga::Module, naga::valid::ModuleIn
             e.emit_to_string_with_path(file.source, file.name),
         )
     })?;
-    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
-        .validate(&module)
-        .map_err(|e| {
-            err(
-                file,
-                "(module)",
-                e.emit_to_string_with_path(file.source, file.name),
-            )
-        })?;
+    // A subgroup variant is validated as wgpu validates it on a device with `SUBGROUP`.
+    let mut validator = if file.subgroups {
+        let mut v = Validator::new(ValidationFlags::all(), Capabilities::SUBGROUP);
+        v.subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all());
+        v
+    } else {
+        Validator::new(ValidationFlags::all(), Capabilities::default())
+    };
+    let info = validator.validate(&module).map_err(|e| {
+        err(
+            file,
+            "(module)",
+            e.emit_to_string_with_path(file.source, file.name),
+        )
+    })?;
     Ok((module, info))
 }
 
@@ -93,7 +100,13 @@ pub fn translate(file: ShaderFile) -> Result<Vec<Translation>> {
             entry_point: Some((stage, name.into())),
             ..Default::default()
         };
-        let (msl_src, _) = msl::write_string(&module, &info, &msl::Options::default(), &msl_pipe)
+        // Subgroup operations need MSL 2.1 (simd-group functions) and HLSL shader model 6.0
+        // (wave intrinsics): what wgpu asks for on such a device.
+        let msl_opts = msl::Options {
+            lang_version: if file.subgroups { (2, 3) } else { (1, 0) },
+            ..Default::default()
+        };
+        let (msl_src, _) = msl::write_string(&module, &info, &msl_opts, &msl_pipe)
             .map_err(|e| err(file, name, format!("MSL: {e}")))?;
         out.push(Translation {
             entry: name.into(),
@@ -102,7 +115,11 @@ pub fn translate(file: ShaderFile) -> Result<Vec<Translation>> {
         });
 
         let hlsl_opts = hlsl::Options {
-            shader_model: hlsl::ShaderModel::V5_1,
+            shader_model: if file.subgroups {
+                hlsl::ShaderModel::V6_0
+            } else {
+                hlsl::ShaderModel::V5_1
+            },
             ..Default::default()
         };
         let hlsl_pipe = hlsl::PipelineOptions {

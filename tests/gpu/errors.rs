@@ -95,14 +95,11 @@ fn context_from_a_host_device() {
 #[test]
 fn broken_shaders_are_errors_naming_file_and_entry() {
     use wgrad::gpu::shaders::ShaderFile;
-    let bad = ShaderFile {
-        name: "broken.wgsl",
-        source: "@compute @workgroup_size(1) fn main() { let x: f32 = 1u; }",
-    };
-    let missing = ShaderFile {
-        name: "fine.wgsl",
-        source: "@compute @workgroup_size(1) fn main() {}",
-    };
+    let bad = ShaderFile::new(
+        "broken.wgsl",
+        "@compute @workgroup_size(1) fn main() { let x: f32 = 1u; }",
+    );
+    let missing = ShaderFile::new("fine.wgsl", "@compute @workgroup_size(1) fn main() {}");
     for ctx in contexts() {
         let e = ctx.pipeline(bad, "main", &[]).unwrap_err().to_string();
         assert!(e.starts_with("shader broken.wgsl"), "{e}");

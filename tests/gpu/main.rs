@@ -18,5 +18,6 @@ mod nan;
 mod optim;
 mod pointwise;
 mod reduce;
+mod subgroups;
 mod train;
 mod tune;
