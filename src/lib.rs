@@ -21,13 +21,13 @@
 //! | [`spec`] | kernel-call descriptions shared by both sides ([`MatmulSpec`], [`Activation`]) |
 //! | [`cpu`] | the reference: one function per GPU entry point, same name, f64 accumulation |
 //! | [`options`] | [`Options`]: adapter, tuning, cache directory, tier-up, wait timeout — what the caller decides |
-//! | [`gpu`] | context (adapters, device), GPU tensors, pipelines, launches, one launcher per entry point, futures over the device's callbacks, the timer and the matmul autotuner (`gpu::tune`, cache per adapter) |
+//! | [`gpu`] | context (adapters, device), GPU tensors, pipelines, launches, one launcher per entry point, futures over the device's callbacks, the timer and the matmul autotuner (`gpu::tune`, cache per adapter); what only CPU drivers use (the `Reg` matmul's cost model, tier-up) in `gpu::cpu_driver` |
 //! | [`optim_config`] | optimizer hyperparameters shared by both sides ([`SgdConfig`], [`AdamConfig`]) |
 //! | [`ops`] | composite ops built from kernels (conv2d, conv_transpose2d: forward and gradients) on both sides |
 //! | [`compare`] | tolerances and GPU-versus-CPU comparison reports |
 //! | [`graph`] | graphs of kernel-sized ops, shape inference, autodiff, activation fusion, memory planning |
 //! | [`nn`] | layers with PyTorch's names and initialisation, the autoencoder config, optimizers |
-//! | [`exec`] | sessions (parameters + optimizer state on a device) and compiled programs that run graphs, through one `Backend` trait (CPU reference, GPU); matmuls tier up from a quick-to-compile mapping in the background |
+//! | [`exec`] | sessions (parameters + optimizer state on a device) and compiled programs that run graphs, through one `Backend` trait (CPU reference, GPU) |
 //! | [`images`] | [`Images`]: a batch from host memory or already on the GPU |
 //! | [`train`] | the autoencoder trainer: batches of any size up to its own in, losses out (or left on the GPU), state for checkpoints |
 //! | [`classify`] | a classifier head on the encoder's code, frozen or trained jointly |

@@ -41,7 +41,7 @@ pub struct Options {
     /// misbehaves. Default `true`.
     pub subgroups: bool,
     /// Whether programs start their matmuls on a quick-to-compile mapping and swap in the final
-    /// ones from a background thread (see `exec/gpu/tier.rs`). `None`: on CPU drivers that run
+    /// ones from a background thread (see `gpu/cpu_driver/tier.rs`). `None`: on CPU drivers that run
     /// CPU-class kernels only (not where `kernels` forces GPU-class ones). Never on wasm, which
     /// has no threads.
     pub tier_up: Option<bool>,

@@ -132,7 +132,7 @@ pub(crate) trait Backend {
         })
     }
 
-    /// Waits until the program runs its final kernels (see `exec/gpu/tier.rs`); native only.
+    /// Waits until the program runs its final kernels (see `gpu/cpu_driver/tier.rs`); native only.
     #[cfg(not(target_arch = "wasm32"))]
     fn finish_tier_up(&mut self, _exe: &mut Self::Exe) -> Result<()> {
         Ok(())

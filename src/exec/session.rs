@@ -475,7 +475,7 @@ impl Session {
     }
 
     /// Waits until every matmul of `p` runs on its final mapping (programs on CPU drivers start
-    /// on a quick-to-compile one and swap in the background; see `exec/gpu/tier.rs`). Results
+    /// on a quick-to-compile one and swap in the background; see `gpu/cpu_driver/tier.rs`). Results
     /// do not change; benchmarks call this so that they time the final kernels. The swapped-in
     /// pipelines still compile on their first run.
     pub fn finish_tier_up(&mut self, p: &mut Program) -> Result<()> {

@@ -6,6 +6,7 @@
 
 pub mod buffer;
 pub mod context;
+pub mod cpu_driver;
 pub(crate) mod faults;
 pub mod future;
 pub mod kernels;

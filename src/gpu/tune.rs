@@ -343,7 +343,7 @@ pub fn clear_in(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
 pub fn candidates(ctx: &GpuContext, spec: &MatmulSpec) -> Vec<MatmulTile> {
     let mut out = vec![MatmulTile::for_shape(ctx, spec)];
     let extra: Vec<MatmulTile> = if matmul::cpu_class(ctx) {
-        matmul::cpu_ranked(spec, ctx.info.backend == wgpu::Backend::Gl)
+        crate::gpu::cpu_driver::reg::ranked(spec, ctx.info.backend == wgpu::Backend::Gl)
             .into_iter()
             .take(3)
             .collect()

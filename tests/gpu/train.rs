@@ -142,7 +142,7 @@ fn repeated_steps_do_not_grow_gpu_memory() {
             Device::Gpu(ctx.clone()),
             Optimizer::Adam(AdamConfig::adam()),
         );
-        // Swapping a matmul to its final mapping replaces its launch (see exec/tier.rs): done
+        // Swapping a matmul to its final mapping replaces its launch (see gpu/cpu_driver/tier.rs): done
         // first, so that only steps are counted.
         t.finish_tier_up().unwrap();
         let x = images(BATCH, 3);

@@ -1,14 +1,13 @@
 //! The GPU backend: a session's parameters in flat device buffers ([`store`]), programs compiled
 //! into prebuilt launches ([`program`]), runs recorded into one command buffer (submitted here,
 //! or recorded into a host's encoder), losses read back through a ring of small buffers
-//! ([`loss_ring`]), matmuls that tier up on CPU drivers ([`tier`]), and per-dispatch profiles
+//! ([`loss_ring`]), matmuls that tier up on CPU drivers (`gpu::cpu_driver::tier`), and per-dispatch profiles
 //! ([`profile`]).
 
 mod loss_ring;
 mod profile;
 mod program;
 mod store;
-mod tier;
 
 use super::Profile;
 use super::backend::{Backend, LossReport, RecordedRun, RunArgs};

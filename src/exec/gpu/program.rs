@@ -7,10 +7,10 @@
 
 use super::loss_ring::LossRing;
 use super::store::{GpuStore, view};
-use super::tier::{self, TierUp};
 use crate::error::{Error, Result};
 use crate::exec::program::ProgramInfo;
 use crate::exec::state::ParamEntry;
+use crate::gpu::cpu_driver::tier::{self, TierUp};
 use crate::gpu::kernels::{im2col, loss, matmul, pointwise};
 use crate::gpu::{GpuContext, GpuTensor, Launch, tune};
 use crate::graph::{NodeId, Op, Storage};

@@ -12,7 +12,7 @@
 //! when the swap happened. Real GPUs compile in milliseconds: there the chosen mapping is built
 //! up front. On llvmpipe's GL the same scheme applies (first step 5.0 → 1.5–2.9 s): wgpu's GL
 //! backend holds the context through a compile and another thread gives up after waiting 6 s,
-//! but GL's blocks are capped at 8×8 (`matmul::max_block_area`), which compile in well under
+//! but GL's blocks are capped at 8×8 (`reg::max_block_area`), which compile in well under
 //! a second.
 //!
 //! [`crate::Options::tier_up`] turns it off (chosen mappings built up front) or on elsewhere.
