@@ -7,7 +7,7 @@
 // is fine).
 //
 // Bindings (auto layout: each entry binds exactly the globals it uses):
-//   unary entries   (relu/leaky/sigmoid/tanh forward, scale):  1 = in1,        2 = out2
+//   unary entries   (activation forwards, scale):              1 = in1,        2 = out2
 //   binary entries  (backwards, add/sub/mul, bias adds):       1 = in1, 2 = in2, 3 = out3
 // in2 and out2 share binding 2 but never an entry point; wgpu compiles one entry point at a time.
 
@@ -122,6 +122,66 @@ fn tanh_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     if i >= p.n { return; }
     let y = in1[i];
     out3[i] = in2[i] * (1.0 - y * y);
+}
+
+// erfc(x), with a relative error below 1.2e-7 everywhere in exact arithmetic (Numerical
+// Recipes' Chebyshev fit, `erfcc`), so the lower tail of Φ keeps its digits. WGSL has no erf.
+fn erfc(x: f32) -> f32 {
+    let z = abs(x);
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418
+        + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587
+        + t * (-0.82215223 + t * 0.17087277))))))));
+    let r = t * exp(-z * z + poly);
+    return select(2.0 - r, r, x >= 0.0);
+}
+
+// Φ(x), the standard normal CDF, as erfc(−x/√2)/2.
+fn std_normal_cdf(x: f32) -> f32 {
+    return 0.5 * erfc(-x * 0.70710678);
+}
+
+// y = x·Φ(x): PyTorch's GELU (approximate='none'). A NaN stays NaN.
+@compute @workgroup_size(WG)
+fn gelu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    let x = in1[i];
+    out2[i] = select(x * std_normal_cdf(x), x, is_nan(x));
+}
+
+// Takes the input x: dx = dy·(Φ(x) + x·φ(x)), φ(x) = e^(−x²/2)/√(2π). in1 = x, in2 = dy.
+@compute @workgroup_size(WG)
+fn gelu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    let x = in1[i];
+    let pdf = exp(-0.5 * x * x) * 0.39894228;
+    out3[i] = select(in2[i] * (std_normal_cdf(x) + x * pdf), x, is_nan(x));
+}
+
+// y = x·σ(x) (SiLU): x / (1 + e^(−x)), which for x < −88 divides by +inf and gives −0, the
+// right limit. A NaN stays NaN.
+@compute @workgroup_size(WG)
+fn silu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    let x = in1[i];
+    out2[i] = select(x / (1.0 + exp(-x)), x, is_nan(x));
+}
+
+// Takes the input x: dx = dy·σ(x)·(1 + x·(1 − σ(x))). in1 = x, in2 = dy.
+@compute @workgroup_size(WG)
+fn silu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = element(wid, nwg, lid);
+    if i >= p.n { return; }
+    let x = in1[i];
+    let s = 1.0 / (1.0 + exp(-x));
+    out3[i] = select(in2[i] * s * (1.0 + x * (1.0 - s)), x, is_nan(x));
 }
 
 @compute @workgroup_size(WG)

@@ -13,6 +13,11 @@ pub enum Activation {
     LeakyRelu(f32),
     Sigmoid,
     Tanh,
+    /// `x·Φ(x)` with Φ the standard normal CDF (PyTorch's `GELU()`, `approximate='none'`).
+    /// Pointwise only: its gradient needs `x`, which a fused matmul epilogue does not keep.
+    Gelu,
+    /// `x·σ(x)` (PyTorch's `SiLU`). Pointwise only, like GELU.
+    Silu,
 }
 
 impl Activation {
@@ -24,6 +29,8 @@ impl Activation {
             Activation::LeakyRelu(_) => 2,
             Activation::Sigmoid => 3,
             Activation::Tanh => 4,
+            Activation::Gelu => 5,
+            Activation::Silu => 6,
         }
     }
     pub fn slope(self) -> f32 {
@@ -48,8 +55,22 @@ impl Activation {
             }
             Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             Activation::Tanh => x.tanh(),
+            Activation::Gelu => x * std_normal_cdf(x),
+            Activation::Silu => x / (1.0 + (-x).exp()),
         }
     }
+
+    /// Whether a matmul epilogue can apply it (and backward differentiate it from its output):
+    /// everything but GELU and SiLU, whose gradients need the input.
+    pub fn fusible(self) -> bool {
+        !matches!(self, Activation::Gelu | Activation::Silu)
+    }
+}
+
+/// Φ(x), the standard normal CDF, as `erfc(−x/√2)/2`: accurate in the lower tail too, where
+/// `(1 + erf)/2` would lose every digit.
+pub fn std_normal_cdf(x: f64) -> f64 {
+    0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
 }
 
 /// Where a matmul epilogue adds its bias.
@@ -142,6 +163,15 @@ impl MatmulSpec {
     /// Checks the spec and the lengths of the operands it will be applied to.
     pub fn check(&self, a: usize, b: usize, bias: usize, c: usize) -> Result<()> {
         let op = "matmul";
+        if !self.act.fusible() {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "{:?} cannot be fused into a matmul epilogue: apply it as a pointwise op",
+                    self.act
+                ),
+            ));
+        }
         if self.batch == 0 || self.m == 0 || self.n == 0 || self.k == 0 {
             return Err(Error::invalid(
                 op,

@@ -24,6 +24,7 @@ fn every_layer() -> Sequential {
             Layer::LeakyReLU {
                 negative_slope: 0.1,
             },
+            Layer::SiLU,
             Layer::ConvTranspose2d {
                 in_channels: 3,
                 out_channels: 2,
@@ -38,6 +39,8 @@ fn every_layer() -> Sequential {
                 in_features: 72,
                 out_features: 12,
             },
+            // After a matmul, but not fusible into it (its gradient needs the input).
+            Layer::GELU,
             Layer::ReLU,
             Layer::Unflatten {
                 dims: vec![3, 2, 2],
@@ -506,4 +509,25 @@ fn saving_keeps_only_the_named_sidecar() {
     let named = &Checkpoint::load(&path).unwrap().metadata["wgrad.optimizer_state"];
     assert_eq!(named, "a.optim-2.safetensors");
     assert_eq!(load_model(&path).unwrap().state.step, 2);
+}
+
+#[test]
+fn gelu_and_silu_stay_pointwise() {
+    use wgrad::spec::{Activation, MatmulSpec};
+    for act in [Activation::Gelu, Activation::Silu] {
+        let mut g = Graph::new();
+        let x = g.input("x", [4, 8]).unwrap();
+        let w = g.param("w", [3, 8]).unwrap();
+        let y = g.linear(x, w, None).unwrap();
+        g.activation(y, act);
+        assert_eq!(fuse_activations(&mut g, &[]), 0, "{act:?} fused");
+        // Asked for directly, a matmul epilogue refuses it by name.
+        let mut spec = MatmulSpec::new(2, 3, 4);
+        spec.act = act;
+        let e = spec.check(8, 12, 0, 6).unwrap_err().to_string();
+        assert!(
+            e.contains("matmul") && e.contains(&format!("{act:?}")),
+            "{e}"
+        );
+    }
 }

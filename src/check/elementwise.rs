@@ -160,7 +160,7 @@ fn pointwise_cases() -> Result<Vec<Case>> {
     let n = [100_003];
     let d = "[100003]".to_string();
     let tol = Tolerance::POINTWISE;
-    let unary: [Unary; 5] = [
+    let unary: [Unary; 7] = [
         ("relu_forward", c::relu_forward, gp::relu_forward),
         (
             "leaky_relu_forward",
@@ -169,6 +169,8 @@ fn pointwise_cases() -> Result<Vec<Case>> {
         ),
         ("sigmoid_forward", c::sigmoid_forward, gp::sigmoid_forward),
         ("tanh_forward", c::tanh_forward, gp::tanh_forward),
+        ("gelu_forward", c::gelu_forward, gp::gelu_forward),
+        ("silu_forward", c::silu_forward, gp::silu_forward),
         (
             "scale",
             |x| c::scale(-2.5, x),
@@ -186,7 +188,7 @@ fn pointwise_cases() -> Result<Vec<Case>> {
     let x = awkward(&n, 1);
     let sig = c::sigmoid_forward(&x)?;
     let tanh = c::tanh_forward(&x)?;
-    let binary: [(Binary, Tensor); 7] = [
+    let binary: [(Binary, Tensor); 9] = [
         (
             ("relu_backward", c::relu_backward, gp::relu_backward),
             x.clone(),
@@ -208,6 +210,14 @@ fn pointwise_cases() -> Result<Vec<Case>> {
             sig,
         ),
         (("tanh_backward", c::tanh_backward, gp::tanh_backward), tanh),
+        (
+            ("gelu_backward", c::gelu_backward, gp::gelu_backward),
+            x.clone(),
+        ),
+        (
+            ("silu_backward", c::silu_backward, gp::silu_backward),
+            x.clone(),
+        ),
         (("add", c::add, gp::add), data(&n, 3)),
         (("sub", c::sub, gp::sub), data(&n, 3)),
         (("mul", c::mul, gp::mul), data(&n, 3)),

@@ -126,6 +126,32 @@ pub fn tanh_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
     })
 }
 
+/// `y = x·Φ(x)` (PyTorch's exact GELU).
+pub fn gelu_forward(x: &Tensor) -> Result<Tensor> {
+    unary("gelu_forward", x, |v| Activation::Gelu.apply(v))
+}
+
+/// `dx = dy·(Φ(x) + x·φ(x))` from the input `x` (φ the standard normal density).
+pub fn gelu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    binary("gelu_backward", ["x", "dy"], x, dy, |x, dy| {
+        let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        dy * (crate::spec::std_normal_cdf(x) + x * pdf)
+    })
+}
+
+/// `y = x·σ(x)`.
+pub fn silu_forward(x: &Tensor) -> Result<Tensor> {
+    unary("silu_forward", x, |v| Activation::Silu.apply(v))
+}
+
+/// `dx = dy·σ(x)·(1 + x·(1 − σ(x)))` from the input `x`.
+pub fn silu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    binary("silu_backward", ["x", "dy"], x, dy, |x, dy| {
+        let s = Activation::Sigmoid.apply(x);
+        dy * s * (1.0 + x * (1.0 - s))
+    })
+}
+
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     binary("add", ["a", "b"], a, b, |a, b| a + b)
 }
@@ -227,6 +253,16 @@ mod tests {
             "tanh",
             |x| tanh_forward(x).unwrap(),
             |_, y, dy| tanh_backward(y, dy).unwrap(),
+        );
+        check(
+            "gelu",
+            |x| gelu_forward(x).unwrap(),
+            |x, _, dy| gelu_backward(x, dy).unwrap(),
+        );
+        check(
+            "silu",
+            |x| silu_forward(x).unwrap(),
+            |x, _, dy| silu_backward(x, dy).unwrap(),
         );
         // mul's gradient with respect to a is mul(dy, b), and scale's is scale(s, dy).
         let b = Tensor::uniform([3, 7], -1.0, 1.0, 13);

@@ -225,11 +225,14 @@ impl Autodiff<'_> {
         Ok(())
     }
 
-    /// `dx` of `y = act(x)`: the kernels take x for ReLU/LeakyReLU and y for Sigmoid/Tanh.
+    /// `dx` of `y = act(x)`: the kernels take x for ReLU/LeakyReLU/GELU/SiLU and y for
+    /// Sigmoid/Tanh.
     fn activation(&mut self, act: Activation, x: NodeId, y: NodeId, dy: NodeId) -> Result<NodeId> {
         match act {
             Activation::None => Ok(dy),
-            Activation::Relu | Activation::LeakyRelu(_) => self.g.activation_grad(act, x, dy),
+            Activation::Relu | Activation::LeakyRelu(_) | Activation::Gelu | Activation::Silu => {
+                self.g.activation_grad(act, x, dy)
+            }
             Activation::Sigmoid | Activation::Tanh => self.g.activation_grad(act, y, dy),
         }
     }

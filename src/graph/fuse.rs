@@ -24,7 +24,7 @@ pub fn fuse_activations(graph: &mut Graph, keep: &[NodeId]) -> usize {
         let fusible = match act {
             Activation::LeakyRelu(s) => s > 0.0,
             Activation::None => false,
-            _ => true,
+            a => a.fusible(),
         };
         let src = graph.node(NodeId(i)).inputs[0];
         let ok = fusible

@@ -43,6 +43,9 @@ pub enum Layer {
     },
     Sigmoid,
     Tanh,
+    /// `nn.GELU()` (exact, `approximate='none'`).
+    GELU,
+    SiLU,
     Flatten,
     /// `nn.Unflatten(1, dims)`.
     Unflatten {
@@ -137,6 +140,8 @@ impl Layer {
             Layer::LeakyReLU { negative_slope } => format!("LeakyReLU({negative_slope})"),
             Layer::Sigmoid => "Sigmoid".into(),
             Layer::Tanh => "Tanh".into(),
+            Layer::GELU => "GELU".into(),
+            Layer::SiLU => "SiLU".into(),
             Layer::Flatten => "Flatten".into(),
             Layer::Unflatten { dims } => format!("Unflatten(1, {dims:?})"),
         }
@@ -178,6 +183,8 @@ impl Layer {
             }
             Layer::Sigmoid => Ok(g.activation(x, Activation::Sigmoid)),
             Layer::Tanh => Ok(g.activation(x, Activation::Tanh)),
+            Layer::GELU => Ok(g.activation(x, Activation::Gelu)),
+            Layer::SiLU => Ok(g.activation(x, Activation::Silu)),
             Layer::Flatten => g.flatten(x),
             Layer::Unflatten { dims } => g.unflatten(x, dims),
         }

@@ -62,7 +62,7 @@ fn pointwise_kernels_keep_nan_and_infinities() {
         fn(&Tensor) -> wgrad::Result<Tensor>,
         fn(&GpuContext, &GpuTensor, &GpuTensor) -> wgrad::Result<wgrad::gpu::Launch>,
     );
-    let unary: [Unary; 3] = [
+    let unary: [Unary; 5] = [
         (
             "relu_forward",
             cpu::pointwise::relu_forward,
@@ -77,6 +77,17 @@ fn pointwise_kernels_keep_nan_and_infinities() {
             "tanh_forward",
             cpu::pointwise::tanh_forward,
             gp::tanh_forward,
+        ),
+        // GELU(−inf) and SiLU(−inf) are −inf·0 = NaN, as in PyTorch.
+        (
+            "gelu_forward",
+            cpu::pointwise::gelu_forward,
+            gp::gelu_forward,
+        ),
+        (
+            "silu_forward",
+            cpu::pointwise::silu_forward,
+            gp::silu_forward,
         ),
     ];
     for ctx in contexts() {

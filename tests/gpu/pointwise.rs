@@ -93,6 +93,16 @@ fn activations_forward() {
         &cpu::pointwise::tanh_forward,
         &k::tanh_forward,
     );
+    check_unary(
+        "gelu_forward",
+        &cpu::pointwise::gelu_forward,
+        &k::gelu_forward,
+    );
+    check_unary(
+        "silu_forward",
+        &cpu::pointwise::silu_forward,
+        &k::silu_forward,
+    );
 }
 
 #[test]
@@ -123,6 +133,18 @@ fn activations_backward() {
         &tanh,
         &cpu::pointwise::tanh_backward,
         &k::tanh_backward,
+    );
+    check_binary(
+        "gelu_backward",
+        &x,
+        &cpu::pointwise::gelu_backward,
+        &k::gelu_backward,
+    );
+    check_binary(
+        "silu_backward",
+        &x,
+        &cpu::pointwise::silu_backward,
+        &k::silu_backward,
     );
 }
 

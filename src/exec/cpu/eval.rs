@@ -36,6 +36,8 @@ pub(crate) fn eval(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
             Activation::LeakyRelu(s) => cpu::pointwise::leaky_relu_forward(*s, x(0)),
             Activation::Sigmoid => cpu::pointwise::sigmoid_forward(x(0)),
             Activation::Tanh => cpu::pointwise::tanh_forward(x(0)),
+            Activation::Gelu => cpu::pointwise::gelu_forward(x(0)),
+            Activation::Silu => cpu::pointwise::silu_forward(x(0)),
         },
         Op::ActivationGrad(act) => match act {
             Activation::None => Ok(x(1).clone()),
@@ -43,6 +45,8 @@ pub(crate) fn eval(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
             Activation::LeakyRelu(s) => cpu::pointwise::leaky_relu_backward(*s, x(0), x(1)),
             Activation::Sigmoid => cpu::pointwise::sigmoid_backward(x(0), x(1)),
             Activation::Tanh => cpu::pointwise::tanh_backward(x(0), x(1)),
+            Activation::Gelu => cpu::pointwise::gelu_backward(x(0), x(1)),
+            Activation::Silu => cpu::pointwise::silu_backward(x(0), x(1)),
         },
         Op::Add => cpu::pointwise::add(x(0), x(1)),
         Op::Scale(s) => cpu::pointwise::scale(*s, x(0)),

@@ -171,6 +171,8 @@ fn launch(ctx: &GpuContext, op: &Op, ins: &[&GpuTensor], out: &GpuTensor) -> Res
             Activation::LeakyRelu(s) => pw::leaky_relu_forward(ctx, *s, x(0), out),
             Activation::Sigmoid => pw::sigmoid_forward(ctx, x(0), out),
             Activation::Tanh => pw::tanh_forward(ctx, x(0), out),
+            Activation::Gelu => pw::gelu_forward(ctx, x(0), out),
+            Activation::Silu => pw::silu_forward(ctx, x(0), out),
         },
         Op::ActivationGrad(act) => match act {
             Activation::None => pw::scale(ctx, 1.0, x(1), out),
@@ -178,6 +180,8 @@ fn launch(ctx: &GpuContext, op: &Op, ins: &[&GpuTensor], out: &GpuTensor) -> Res
             Activation::LeakyRelu(s) => pw::leaky_relu_backward(ctx, *s, x(0), x(1), out),
             Activation::Sigmoid => pw::sigmoid_backward(ctx, x(0), x(1), out),
             Activation::Tanh => pw::tanh_backward(ctx, x(0), x(1), out),
+            Activation::Gelu => pw::gelu_backward(ctx, x(0), x(1), out),
+            Activation::Silu => pw::silu_backward(ctx, x(0), x(1), out),
         },
         Op::Add => pw::add(ctx, x(0), x(1), out),
         Op::Scale(s) => pw::scale(ctx, *s, x(0), out),

@@ -194,6 +194,36 @@ pub fn tanh_backward(
     binary(ctx, "tanh_backward", ["y", "dy"], 0.0, y, dy, dx)
 }
 
+/// `y = x·Φ(x)` (PyTorch's exact GELU).
+pub fn gelu_forward(ctx: &GpuContext, x: &GpuTensor, y: &GpuTensor) -> Result<Launch> {
+    unary(ctx, "gelu_forward", WORKGROUP, 0.0, x, y)
+}
+
+/// `dx = dy·(Φ(x) + x·φ(x))`, from the input `x`.
+pub fn gelu_backward(
+    ctx: &GpuContext,
+    x: &GpuTensor,
+    dy: &GpuTensor,
+    dx: &GpuTensor,
+) -> Result<Launch> {
+    binary(ctx, "gelu_backward", ["x", "dy"], 0.0, x, dy, dx)
+}
+
+/// `y = x·σ(x)`.
+pub fn silu_forward(ctx: &GpuContext, x: &GpuTensor, y: &GpuTensor) -> Result<Launch> {
+    unary(ctx, "silu_forward", WORKGROUP, 0.0, x, y)
+}
+
+/// `dx = dy·σ(x)·(1 + x·(1 − σ(x)))`, from the input `x`.
+pub fn silu_backward(
+    ctx: &GpuContext,
+    x: &GpuTensor,
+    dy: &GpuTensor,
+    dx: &GpuTensor,
+) -> Result<Launch> {
+    binary(ctx, "silu_backward", ["x", "dy"], 0.0, x, dy, dx)
+}
+
 /// `out = a + b`.
 pub fn add(ctx: &GpuContext, a: &GpuTensor, b: &GpuTensor, out: &GpuTensor) -> Result<Launch> {
     binary(ctx, "add", ["a", "b"], 0.0, a, b, out)
