@@ -1,5 +1,6 @@
-// Losses and their gradients: mean squared error (reconstruction) and softmax cross-entropy
-// (classifier head), each reducing to one scalar.
+// Losses and their gradients: the elementwise reconstruction losses (MSE, L1, binary
+// cross-entropy on probabilities or on logits) and softmax cross-entropy (classifier head), each
+// reducing to one scalar.
 //
 // The forward losses split their elements (MSE) or rows (cross-entropy) into `slices` contiguous
 // slices, one workgroup each, so that a big batch fills a GPU instead of one of its cores: each
@@ -47,22 +48,80 @@ fn slice(w: u32, n: u32) -> vec2<u32> {
     return vec2<u32>(start, start + min(len, n - start));
 }
 
-// With one slice, out[0] = mean((y − t)²); with several, out[w] = Σ over slice w of (y − t)².
-@compute @workgroup_size(WG)
-fn mse_loss(@builtin(workgroup_id) wid: vec3<u32>,
-            l: Lanes) {
+// The elementwise losses (codes as spec::PointLoss): 0 MSE, 1 L1, 2 BCE on probabilities, 3 BCE
+// on logits. One element's term; a NaN prediction gives NaN (max() and clamps may drop one).
+fn point_term(kind: u32, y: f32, t: f32) -> f32 {
+    var v: f32;
+    switch kind {
+        case 1u: { v = abs(y - t); }
+        // PyTorch clamps each log at −100, so a certain wrong answer costs 100.
+        case 2u: { v = -(t * clamped_log(y) + (1.0 - t) * clamped_log(1.0 - y)); }
+        // log(1 + e^(−|y|)) never overflows; the lost log1p digits are below 1e-7 absolute.
+        case 3u: { v = max(y, 0.0) - y * t + log(1.0 + exp(-abs(y))); }
+        default: { let d = y - t; v = d * d; }
+    }
+    return select(v, y, is_nan(y));
+}
+
+// max(log(x), −100), PyTorch's clamp in BCELoss. Below the smallest normal float the answer is
+// −100 without asking log(): drivers differ there (SwiftShader's log(0) is about −88, not −inf).
+// Between e^−100 and that (denormals) this gives −100 where PyTorch gives log(x) ≥ −100.
+fn clamped_log(x: f32) -> f32 {
+    return select(max(log(x), -100.0), -100.0, x < 1.17549435e-38);
+}
+
+// ∂ term / ∂y: L1's sign(0) is 0; BCE divides by max(y(1 − y), 1e-12) as PyTorch does.
+fn point_grad(kind: u32, y: f32, t: f32) -> f32 {
+    switch kind {
+        case 1u: { return select(sign(y - t), y, is_nan(y)); }
+        case 2u: { return (y - t) / max((1.0 - y) * y, 1e-12); }
+        case 3u: { return 1.0 / (1.0 + exp(-y)) - t; }
+        default: { return 2.0 * (y - t); }
+    }
+}
+
+// With one slice, out[0] = mean of the terms; with several, out[w] = Σ over slice w.
+fn point_loss(wid: vec3<u32>, l: Lanes, kind: u32) {
     let lid = l.index;
     let r = slice(wid.x, p.n);
     var acc = 0.0;
     for (var i = r.x + lid; i < r.y; i += WG) {
-        let d = z[i] - tgt[i];
-        acc += d * d;
+        acc += point_term(kind, z[i], tgt[i]);
     }
     partial[lid] = acc;
     let total = tree_sum(l);
     if lid == 0u {
         loss[wid.x] = select(total, total / f32(p.n), p.slices == 1u);
     }
+}
+
+// dy = grad(y, t)/numel · g[0]. One invocation per element.
+fn point_loss_backward(wid: vec3<u32>, nwg: vec3<u32>, l: Lanes, kind: u32) {
+    let i = (wid.x + wid.y * nwg.x) * WG + l.index;
+    if i >= p.n {
+        return;
+    }
+    grad[i] = point_grad(kind, z[i], tgt[i]) / f32(p.n) * g[0];
+}
+
+@compute @workgroup_size(WG)
+fn mse_loss(@builtin(workgroup_id) wid: vec3<u32>, l: Lanes) {
+    point_loss(wid, l, 0u);
+}
+
+@compute @workgroup_size(WG)
+fn l1_loss(@builtin(workgroup_id) wid: vec3<u32>, l: Lanes) {
+    point_loss(wid, l, 1u);
+}
+
+@compute @workgroup_size(WG)
+fn bce_loss(@builtin(workgroup_id) wid: vec3<u32>, l: Lanes) {
+    point_loss(wid, l, 2u);
+}
+
+@compute @workgroup_size(WG)
+fn bce_with_logits_loss(@builtin(workgroup_id) wid: vec3<u32>, l: Lanes) {
+    point_loss(wid, l, 3u);
 }
 
 // The second pass of a sliced loss: out[0] = Σ of the n slice sums (in tree order) / divisor.
@@ -81,17 +140,28 @@ fn loss_sum(l: Lanes) {
     }
 }
 
-// dy = 2(y − t)/numel · g[0]. One invocation per element.
 @compute @workgroup_size(WG)
 fn mse_loss_backward(@builtin(workgroup_id) wid: vec3<u32>,
-                     @builtin(num_workgroups) nwg: vec3<u32>,
-                     l: Lanes) {
-    let lid = l.index;
-    let i = (wid.x + wid.y * nwg.x) * WG + lid;
-    if i >= p.n {
-        return;
-    }
-    grad[i] = 2.0 * (z[i] - tgt[i]) / f32(p.n) * g[0];
+                     @builtin(num_workgroups) nwg: vec3<u32>, l: Lanes) {
+    point_loss_backward(wid, nwg, l, 0u);
+}
+
+@compute @workgroup_size(WG)
+fn l1_loss_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>, l: Lanes) {
+    point_loss_backward(wid, nwg, l, 1u);
+}
+
+@compute @workgroup_size(WG)
+fn bce_loss_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>, l: Lanes) {
+    point_loss_backward(wid, nwg, l, 2u);
+}
+
+@compute @workgroup_size(WG)
+fn bce_with_logits_loss_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                                 @builtin(num_workgroups) nwg: vec3<u32>, l: Lanes) {
+    point_loss_backward(wid, nwg, l, 3u);
 }
 
 // NaN, by its bits (WGSL lets a compiler assume floats are never NaN). There is no NaN constant:

@@ -2,6 +2,7 @@
 //! sides are driven by the same value and validate it the same way.
 
 use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
 
 /// An activation fused into a matmul epilogue, or applied by a pointwise kernel.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -71,6 +72,103 @@ impl Activation {
 /// `(1 + erf)/2` would lose every digit.
 pub fn std_normal_cdf(x: f64) -> f64 {
     0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
+}
+
+/// An elementwise loss between a prediction `y` and a target `t`, averaged over every element
+/// (PyTorch's `reduction='mean'`): what an autoencoder's reconstruction is trained with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointLoss {
+    /// `(y − t)²` (`nn.MSELoss`).
+    #[default]
+    Mse,
+    /// `|y − t|` (`nn.L1Loss`).
+    L1,
+    /// `−(t·log y + (1 − t)·log(1 − y))`, each log clamped at −100 as PyTorch does (`nn.BCELoss`):
+    /// `y` is a probability (a decoder ending in a Sigmoid).
+    Bce,
+    /// `max(y, 0) − y·t + log(1 + e^(−|y|))`: binary cross-entropy of `σ(y)`, computed stably
+    /// from the logit `y` (`nn.BCEWithLogitsLoss`).
+    BceWithLogits,
+}
+
+impl PointLoss {
+    pub const ALL: [PointLoss; 4] = [
+        PointLoss::Mse,
+        PointLoss::L1,
+        PointLoss::Bce,
+        PointLoss::BceWithLogits,
+    ];
+
+    /// The forward kernel's entry point (and CPU twin's name).
+    pub fn entry(self) -> &'static str {
+        match self {
+            PointLoss::Mse => "mse_loss",
+            PointLoss::L1 => "l1_loss",
+            PointLoss::Bce => "bce_loss",
+            PointLoss::BceWithLogits => "bce_with_logits_loss",
+        }
+    }
+
+    /// The backward kernel's entry point.
+    pub fn backward_entry(self) -> &'static str {
+        match self {
+            PointLoss::Mse => "mse_loss_backward",
+            PointLoss::L1 => "l1_loss_backward",
+            PointLoss::Bce => "bce_loss_backward",
+            PointLoss::BceWithLogits => "bce_with_logits_loss_backward",
+        }
+    }
+
+    /// The PyTorch class it matches.
+    pub fn torch_name(self) -> &'static str {
+        match self {
+            PointLoss::Mse => "MSELoss",
+            PointLoss::L1 => "L1Loss",
+            PointLoss::Bce => "BCELoss",
+            PointLoss::BceWithLogits => "BCEWithLogitsLoss",
+        }
+    }
+
+    /// The code loss.wgsl switches on (`point_term`, `point_grad`).
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// One element's term, in f64 (the CPU reference's precision).
+    pub fn term(self, y: f64, t: f64) -> f64 {
+        match self {
+            PointLoss::Mse => (y - t) * (y - t),
+            PointLoss::L1 => (y - t).abs(),
+            PointLoss::Bce => {
+                if y.is_nan() {
+                    return y;
+                }
+                -(t * y.ln().max(-100.0) + (1.0 - t) * (1.0 - y).ln().max(-100.0))
+            }
+            PointLoss::BceWithLogits => y.max(0.0) - y * t + (-y.abs()).exp().ln_1p(),
+        }
+    }
+
+    /// `∂ term / ∂y`. At `y = t` the L1 gradient is 0 (PyTorch's `sign`); BCE divides by
+    /// `max(y·(1 − y), 1e-12)` as PyTorch does.
+    pub fn grad(self, y: f64, t: f64) -> f64 {
+        match self {
+            PointLoss::Mse => 2.0 * (y - t),
+            PointLoss::L1 if y.is_nan() || t.is_nan() => f64::NAN,
+            PointLoss::L1 => {
+                if y > t {
+                    1.0
+                } else if y < t {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
+            PointLoss::Bce => (y - t) / ((1.0 - y) * y).max(1e-12),
+            PointLoss::BceWithLogits => 1.0 / (1.0 + (-y).exp()) - t,
+        }
+    }
 }
 
 /// Where a matmul epilogue adds its bias.

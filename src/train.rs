@@ -31,8 +31,8 @@ pub fn training_graph(
 ) -> Result<(Graph, NodeId, NodeId, crate::graph::Gradients)> {
     let mut g = Graph::new();
     let n = config.forward(&mut g, batch)?;
-    g.set_layer("loss (MSE)");
-    let loss = g.mse_loss(n.reconstruction, n.input)?;
+    g.set_layer(format!("loss ({})", config.loss.torch_name()));
+    let loss = g.point_loss(config.loss, n.prediction, n.input)?;
     fuse_activations(&mut g, &[]);
     let grads = backward(&mut g, loss, frozen)?;
     Ok((g, n.input, loss, grads))
@@ -405,9 +405,10 @@ impl Trainer {
     async fn build_eval(&self, batch: usize) -> Result<EvalProgram> {
         let mut g = Graph::new();
         let n = self.config.forward(&mut g, batch)?;
-        g.set_layer("loss (MSE)");
-        let loss = g.mse_loss(n.reconstruction, n.input)?;
-        fuse_activations(&mut g, &[n.code]);
+        g.set_layer(format!("loss ({})", self.config.loss.torch_name()));
+        let loss = g.point_loss(self.config.loss, n.prediction, n.input)?;
+        // The prediction stays unfused where a sigmoid turns it into the reconstruction.
+        fuse_activations(&mut g, &[n.code, n.prediction]);
         // Rare sizes stay on quick-to-compile kernels: for a trainer, any but its own batch
         // size; for an inference-only model, any but the first size it met.
         let occasional = match self.batch {

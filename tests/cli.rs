@@ -545,6 +545,15 @@ fn bad_flags_and_missing_files_fail_cleanly() {
         "1",
     ]);
     assert!(!out.status.success());
+    // A loss the preset's decoder (ending in a Sigmoid) does not fit, and one that is unknown.
+    for (loss, what) in [("bce_with_logits", "Sigmoid"), ("huber", "--loss")] {
+        let out = wgrad(&["train", "--loss", loss, "--steps", "1", "--backend", "cpu"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.lines().count() == 1 && err.contains(what),
+            "--loss {loss}: {err}"
+        );
+    }
 }
 
 /// Numbers at the edges of their types, in the flags that size something: each run ends with

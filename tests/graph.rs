@@ -531,3 +531,63 @@ fn gelu_and_silu_stay_pointwise() {
         );
     }
 }
+
+/// Each reconstruction loss trains the preset on the CPU reference (loss falls over a few
+/// steps), its reconstructions are images in [0, 1], the config round-trips through TOML with
+/// its loss, and the mismatches between loss and the decoder's last layer are refused by name.
+#[test]
+fn every_reconstruction_loss_trains() {
+    use wgrad::spec::PointLoss;
+    use wgrad::train::Trainer;
+    let x = Tensor::uniform([4, 1, 28, 28], 0.0, 1.0, 5);
+    for loss in PointLoss::ALL {
+        let mut config = AutoencoderConfig {
+            loss,
+            ..AutoencoderConfig::default()
+        };
+        if loss == PointLoss::BceWithLogits {
+            config.decoder.pop(); // the loss applies the sigmoid itself
+        }
+        let back = AutoencoderConfig::from_toml(&config.to_toml(), "test").unwrap();
+        assert_eq!(back, config);
+        let adam = Optimizer::Adam(wgrad::AdamConfig {
+            lr: 1e-2,
+            ..wgrad::AdamConfig::adam()
+        });
+        let mut t = Trainer::new(Device::Cpu, config, 4, adam, 1).unwrap();
+        for _ in 0..8 {
+            t.step(&x).unwrap();
+        }
+        let losses: Vec<f32> = t.flush_losses().unwrap().iter().map(|l| l.1).collect();
+        assert!(
+            losses[7] < losses[0],
+            "{loss:?}: {:?} does not fall",
+            losses
+        );
+        let (_, recon, _) = t.evaluate(&x).unwrap();
+        assert!(
+            recon.data.iter().all(|v| (0.0..=1.0).contains(v)),
+            "{loss:?}: reconstructions leave [0, 1]"
+        );
+    }
+    let bce_on_logits = AutoencoderConfig {
+        loss: PointLoss::Bce,
+        decoder: {
+            let mut d = AutoencoderConfig::default().decoder;
+            d.pop();
+            d
+        },
+        ..AutoencoderConfig::default()
+    };
+    let (layer, message) = model_error(bce_on_logits.check().unwrap_err());
+    assert!(
+        layer == "decoder.5" && message.contains("Sigmoid"),
+        "{layer}: {message}"
+    );
+    let double_sigmoid = AutoencoderConfig {
+        loss: PointLoss::BceWithLogits,
+        ..AutoencoderConfig::default()
+    };
+    let (_, message) = model_error(double_sigmoid.check().unwrap_err());
+    assert!(message.contains("bce_with_logits"), "{message}");
+}

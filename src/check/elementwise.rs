@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::gpu::kernels::{im2col as gi, loss as gl, pointwise as gp, reduce as gr};
 use crate::gpu::{GpuContext, GpuTensor, Launch};
 use crate::shape::{ConvGeometry, ConvParams, Shape, conv_transpose2d_geometry, conv2d_geometry};
-use crate::spec::ReduceSpec;
+use crate::spec::{PointLoss, ReduceSpec};
 use crate::tensor::{Rng, Tensor};
 
 type CpuFn = dyn Fn(&[Tensor]) -> Result<Vec<f32>>;
@@ -290,30 +290,37 @@ fn reduce_cases() -> Result<Vec<Case>> {
     Ok(v)
 }
 
-fn mse_cases() -> Vec<Case> {
-    let (y, t) = (data(&[4, 1, 28, 28], 11), data(&[4, 1, 28, 28], 12));
+/// The elementwise losses (MSE, L1, BCE, BCE with logits), forward and backward.
+fn point_loss_cases() -> Vec<Case> {
     let g = Tensor::full([1], 0.7);
-    let d = "y, target [4, 1, 28, 28]".to_string();
-    vec![
-        simple(
-            "mse_loss",
+    let mut v = Vec::new();
+    for kind in PointLoss::ALL {
+        let y = match kind {
+            PointLoss::Bce => Tensor::uniform([4, 1, 28, 28], 0.01, 0.99, 11),
+            _ => data(&[4, 1, 28, 28], 11),
+        };
+        let t = Tensor::uniform([4, 1, 28, 28], 0.0, 1.0, 12);
+        let d = "y, target [4, 1, 28, 28]".to_string();
+        v.push(simple(
+            kind.entry(),
             d.clone(),
             vec![y.clone(), t.clone()],
             Shape::new([1]),
             Tolerance::reduction(y.numel()),
-            Box::new(|i| Ok(cpu::loss::mse_loss(&i[0], &i[1])?.data)),
-            Box::new(|c, i, out| gl::mse_loss(c, &i[0], &i[1], out)),
-        ),
-        simple(
-            "mse_loss_backward",
+            Box::new(move |i| Ok(cpu::loss::point_loss(kind, &i[0], &i[1])?.data)),
+            Box::new(move |c, i, out| gl::point_loss(c, kind, &i[0], &i[1], out)),
+        ));
+        v.push(simple(
+            kind.backward_entry(),
             format!("{d}, g 0.7"),
-            vec![y.clone(), t, g],
+            vec![y.clone(), t, g.clone()],
             y.shape.clone(),
             Tolerance::POINTWISE,
-            Box::new(|i| Ok(cpu::loss::mse_loss_backward(&i[0], &i[1], &i[2])?.data)),
-            Box::new(|c, i, dy| gl::mse_loss_backward(c, &i[0], &i[1], &i[2], dy)),
-        ),
-    ]
+            Box::new(move |i| Ok(cpu::loss::point_loss_backward(kind, &i[0], &i[1], &i[2])?.data)),
+            Box::new(move |c, i, dy| gl::point_loss_backward(c, kind, &i[0], &i[1], &i[2], dy)),
+        ));
+    }
+    v
 }
 
 /// Cross-entropy needs u32 labels on the GPU, so it is a case of its own: forward and backward
@@ -382,7 +389,7 @@ pub(super) fn cases() -> Vec<Case> {
             Err(e) => v.push(super::broken("catalogue", e)),
         }
     }
-    v.extend(mse_cases());
+    v.extend(point_loss_cases());
     v.push(cross_entropy_case());
     v
 }

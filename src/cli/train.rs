@@ -9,6 +9,7 @@ use std::time::Instant;
 use wgrad::data::{BatchOrder, DataSpec};
 use wgrad::io::{LossLog, LossRow, load_model, save_model, write_grid};
 use wgrad::nn::init_params;
+use wgrad::spec::PointLoss;
 use wgrad::train::Trainer;
 use wgrad::{Error, Result};
 
@@ -22,6 +23,10 @@ pub struct TrainArgs {
     /// or the resumed checkpoint's.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Reconstruction loss, overriding the config's: mse, l1, bce (decoder ends in a Sigmoid,
+    /// as the preset's does) or bce_with_logits (it must not).
+    #[arg(long, value_name = "LOSS")]
+    pub loss: Option<String>,
     /// Train until this many epochs in total (default 3, unless --steps is given).
     #[arg(long, conflicts_with = "steps")]
     pub epochs: Option<u64>,
@@ -111,6 +116,19 @@ fn save(
     Ok(())
 }
 
+/// `--loss`: the names a config's `loss` takes.
+fn parse_loss(s: &str) -> Result<PointLoss> {
+    PointLoss::ALL
+        .into_iter()
+        .find(|k| k.entry().strip_suffix("_loss") == Some(s.trim()))
+        .ok_or_else(|| {
+            Error::invalid(
+                "--loss",
+                format!("'{s}': expected mse, l1, bce or bce_with_logits"),
+            )
+        })
+}
+
 pub fn run(args: TrainArgs, engine: &wgrad::Options) -> Result<()> {
     let process_start = Instant::now();
     let optimizer = args.optim.build()?;
@@ -118,7 +136,11 @@ pub fn run(args: TrainArgs, engine: &wgrad::Options) -> Result<()> {
         Some(p) => Some(load_model(p)?),
         None => None,
     };
-    let config = config(args.config.as_deref(), saved.as_ref())?;
+    let mut config = config(args.config.as_deref(), saved.as_ref())?;
+    if let Some(l) = &args.loss {
+        config.loss = parse_loss(l)?;
+        config.check()?;
+    }
     let [c, h, w] = config.image;
     let split = DataSpec::parse(&args.data)?.load(c, (h, w), args.seed)?;
     if split.train.is_empty() {

@@ -5,6 +5,7 @@
 use crate::cpu::pointwise::check_binary;
 use crate::error::{Error, Result};
 use crate::shape::{Shape, nonempty};
+use crate::spec::PointLoss;
 use crate::tensor::Tensor;
 
 /// Fails unless every label is a class index below `classes`.
@@ -78,6 +79,64 @@ pub fn mse_loss_backward(y: &Tensor, t: &Tensor, g: &Tensor) -> Result<Tensor> {
     Tensor::new(y.shape.clone(), data)
 }
 
+/// `[mean(term(y, t))]` for any [`PointLoss`] (PyTorch's `reduction='mean'`); the twin of the
+/// kernel named by [`PointLoss::entry`].
+pub fn point_loss(kind: PointLoss, y: &Tensor, t: &Tensor) -> Result<Tensor> {
+    check_binary(kind.entry(), "y", &y.shape, "target", &t.shape)?;
+    let sum: f64 = y
+        .data
+        .iter()
+        .zip(&t.data)
+        .map(|(&a, &b)| kind.term(a as f64, b as f64))
+        .sum();
+    Tensor::new([1], vec![(sum / y.numel() as f64) as f32])
+}
+
+/// `dy = grad(y, t)/numel · g[0]`; the twin of [`PointLoss::backward_entry`].
+pub fn point_loss_backward(kind: PointLoss, y: &Tensor, t: &Tensor, g: &Tensor) -> Result<Tensor> {
+    let op = kind.backward_entry();
+    check_binary(op, "y", &y.shape, "target", &t.shape)?;
+    check_scalar(op, "g", &g.shape)?;
+    let k = g.data[0] as f64 / y.numel() as f64;
+    let data = y
+        .data
+        .iter()
+        .zip(&t.data)
+        .map(|(&a, &b)| (kind.grad(a as f64, b as f64) * k) as f32)
+        .collect();
+    Tensor::new(y.shape.clone(), data)
+}
+
+/// `[mean |y − t|]` (`nn.L1Loss`).
+pub fn l1_loss(y: &Tensor, t: &Tensor) -> Result<Tensor> {
+    point_loss(PointLoss::L1, y, t)
+}
+
+/// `dy = sign(y − t)/numel · g[0]`.
+pub fn l1_loss_backward(y: &Tensor, t: &Tensor, g: &Tensor) -> Result<Tensor> {
+    point_loss_backward(PointLoss::L1, y, t, g)
+}
+
+/// Binary cross-entropy of probabilities `y` (`nn.BCELoss`).
+pub fn bce_loss(y: &Tensor, t: &Tensor) -> Result<Tensor> {
+    point_loss(PointLoss::Bce, y, t)
+}
+
+/// `dy = (y − t)/max(y(1 − y), 1e-12)/numel · g[0]`.
+pub fn bce_loss_backward(y: &Tensor, t: &Tensor, g: &Tensor) -> Result<Tensor> {
+    point_loss_backward(PointLoss::Bce, y, t, g)
+}
+
+/// Binary cross-entropy of `σ(y)` from logits `y` (`nn.BCEWithLogitsLoss`).
+pub fn bce_with_logits_loss(y: &Tensor, t: &Tensor) -> Result<Tensor> {
+    point_loss(PointLoss::BceWithLogits, y, t)
+}
+
+/// `dy = (σ(y) − t)/numel · g[0]`.
+pub fn bce_with_logits_loss_backward(y: &Tensor, t: &Tensor, g: &Tensor) -> Result<Tensor> {
+    point_loss_backward(PointLoss::BceWithLogits, y, t, g)
+}
+
 /// The max and `Σ exp(z − max)` of one row.
 fn row_stats(row: &[f32]) -> (f64, f64) {
     let m = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
@@ -149,6 +208,47 @@ mod tests {
         let dy = mse_loss_backward(&y, &t, &g).unwrap();
         let numeric = numeric_grad(&y, 1e-2, |y| mse_loss(y, &t).unwrap().data[0] as f64);
         assert_close("mse", &dy.data, &numeric, 0.7);
+    }
+
+    #[test]
+    fn point_loss_gradients_match_finite_differences() {
+        // Predictions inside (0, 1), where BCE's logs are gentle enough for the step, and
+        // targets 0.1 away from them (L1 has a kink at y = t).
+        let y = Tensor::uniform([4, 5], 0.2, 0.8, 24);
+        let t_data = y
+            .data
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if i % 2 == 0 { v + 0.1 } else { v - 0.1 })
+            .collect();
+        let t = Tensor::new([4, 5], t_data).unwrap();
+        let g = Tensor::new([1], vec![0.7]).unwrap();
+        for kind in PointLoss::ALL {
+            let dy = point_loss_backward(kind, &y, &t, &g).unwrap();
+            let numeric = numeric_grad(&y, 1e-3, |y| {
+                point_loss(kind, y, &t).unwrap().data[0] as f64
+            });
+            assert_close(kind.entry(), &dy.data, &numeric, 0.7);
+        }
+    }
+
+    #[test]
+    fn point_losses_follow_pytorch_at_the_edges() {
+        let t = Tensor::new([3], vec![1.0, 0.0, 0.5]).unwrap();
+        // BCE clamps each log at −100: a certain wrong answer costs 100, not infinity.
+        let y = Tensor::new([3], vec![0.0, 1.0, 0.5]).unwrap();
+        let l = bce_loss(&y, &t).unwrap().data[0] as f64;
+        let want = (100.0 + 100.0 + std::f64::consts::LN_2) / 3.0;
+        assert!((l - want).abs() < 1e-5, "{l} vs {want}");
+        // With logits, large ones do not overflow.
+        let z = Tensor::new([3], vec![1000.0, -1000.0, 0.0]).unwrap();
+        let l = bce_with_logits_loss(&z, &t).unwrap().data[0] as f64;
+        let want = (0.0 + 0.0 + std::f64::consts::LN_2) / 3.0;
+        assert!((l - want).abs() < 1e-6, "{l} vs {want}");
+        // L1's gradient at y = t is 0.
+        let g = Tensor::new([1], vec![1.0]).unwrap();
+        let d = l1_loss_backward(&t, &t, &g).unwrap();
+        assert_eq!(d.data, [0.0, 0.0, 0.0]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use super::{Graph, NodeId, Op};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
-use crate::spec::{Activation, BiasMode, MatmulSpec};
+use crate::spec::{Activation, BiasMode, MatmulSpec, PointLoss};
 use crate::tensor::Tensor;
 use std::collections::HashMap;
 
@@ -194,16 +194,20 @@ impl Autodiff<'_> {
                 let dx = self.g.reshape(dy, shape)?;
                 self.give(x(0), dx);
             }
-            Op::MseLoss => {
+            Op::PointLoss(kind) => {
                 let shape = self.g.shape(x(0)).clone();
                 let dpred = self.g.push(
-                    Op::MseLossGrad,
+                    Op::PointLossGrad(*kind),
                     vec![x(0), x(1), dy],
                     shape,
                     self.g.layer().to_string(),
                 );
                 self.give(x(0), dpred);
                 if self.wants(x(1)) {
+                    // Only MSE and L1 are symmetric in y and t; a target of the others is data.
+                    if !matches!(kind, PointLoss::Mse | PointLoss::L1) {
+                        return Err(self.unsupported(id));
+                    }
                     let dt = self.g.scale(-1.0, dpred);
                     self.give(x(1), dt);
                 }
@@ -218,7 +222,7 @@ impl Autodiff<'_> {
                 );
                 self.give(x(0), dz);
             }
-            Op::ActivationGrad(_) | Op::MseLossGrad | Op::CrossEntropyGrad => {
+            Op::ActivationGrad(_) | Op::PointLossGrad(_) | Op::CrossEntropyGrad => {
                 return Err(self.unsupported(id));
             }
         }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::shape::{
     ConvGeometry, ConvParams, Shape, checked_numel, conv_transpose2d_layer, conv2d_layer, rank4,
 };
-use crate::spec::{Activation, BiasMode, MatmulSpec};
+use crate::spec::{Activation, BiasMode, MatmulSpec, PointLoss};
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
@@ -301,8 +301,13 @@ impl Graph {
 
     /// `mean((y − target)²)`, shape `[1]`.
     pub fn mse_loss(&mut self, y: NodeId, target: NodeId) -> Result<NodeId> {
-        self.same_shape("mse_loss", y, target)?;
-        Ok(self.add_node(Op::MseLoss, vec![y, target], Shape::new([1])))
+        self.point_loss(PointLoss::Mse, y, target)
+    }
+
+    /// The mean of `kind`'s elementwise term over `y` and `target`, shape `[1]`.
+    pub fn point_loss(&mut self, kind: PointLoss, y: NodeId, target: NodeId) -> Result<NodeId> {
+        self.same_shape(kind.entry(), y, target)?;
+        Ok(self.add_node(Op::PointLoss(kind), vec![y, target], Shape::new([1])))
     }
 
     /// Mean softmax cross-entropy of logits `[N, K]` against `N` labels, shape `[1]`.

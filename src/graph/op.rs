@@ -7,7 +7,7 @@
 //! memory planner reuses like any other.
 
 use crate::shape::ConvGeometry;
-use crate::spec::{Activation, MatmulSpec};
+use crate::spec::{Activation, MatmulSpec, PointLoss};
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
@@ -40,10 +40,10 @@ pub enum Op {
     Scale(f32),
     /// `[x] →` the same elements under the node's shape (a view: no copy, no kernel).
     Reshape,
-    /// `[y, target] → [mean((y − target)²)]`.
-    MseLoss,
-    /// `[y, target, g] → 2(y − target)/numel · g`.
-    MseLossGrad,
+    /// `[y, target] → [mean(term(y, target))]` (MSE, L1, BCE, BCE with logits).
+    PointLoss(PointLoss),
+    /// `[y, target, g] → ∂term/∂y (y, target)/numel · g`.
+    PointLossGrad(PointLoss),
     /// `[logits, labels] → [mean cross-entropy of softmax(logits)]`.
     CrossEntropy,
     /// `[logits, labels, g] → (softmax(logits) − onehot(labels))/N · g`.
@@ -66,8 +66,8 @@ impl Op {
             Op::Add => "add",
             Op::Scale(_) => "scale",
             Op::Reshape => "reshape",
-            Op::MseLoss => "mse_loss",
-            Op::MseLossGrad => "mse_loss_grad",
+            Op::PointLoss(k) => k.entry(),
+            Op::PointLossGrad(k) => k.backward_entry(),
             Op::CrossEntropy => "cross_entropy",
             Op::CrossEntropyGrad => "cross_entropy_grad",
         }

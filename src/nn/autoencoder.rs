@@ -6,6 +6,7 @@ use super::sequential::Sequential;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId};
 use crate::shape::Shape;
+use crate::spec::{Activation, PointLoss};
 use serde::{Deserialize, Serialize};
 
 /// An autoencoder for `[channels, height, width]` images: `decoder(encoder(x))` must give back
@@ -14,6 +15,11 @@ use serde::{Deserialize, Serialize};
 pub struct AutoencoderConfig {
     /// `[channels, height, width]` of one image.
     pub image: [usize; 3],
+    /// What the reconstruction is trained with: `mse` (the default), `l1`, `bce` (the decoder
+    /// must end in a Sigmoid) or `bce_with_logits` (it must not: reconstructions are shown
+    /// through a sigmoid).
+    #[serde(default)]
+    pub loss: PointLoss,
     pub encoder: Vec<Layer>,
     pub decoder: Vec<Layer>,
 }
@@ -23,6 +29,9 @@ pub struct AutoencoderConfig {
 pub struct AutoencoderNodes {
     pub input: NodeId,
     pub code: NodeId,
+    /// What the loss compares with the images: the decoder's output.
+    pub prediction: NodeId,
+    /// The reconstructed images: the prediction, or its sigmoid under `bce_with_logits`.
     pub reconstruction: NodeId,
 }
 
@@ -80,6 +89,7 @@ impl AutoencoderConfig {
         };
         AutoencoderConfig {
             image: [channels, size, size],
+            loss: PointLoss::Mse,
             encoder: vec![
                 conv(channels, w1),
                 Layer::ReLU,
@@ -127,10 +137,10 @@ impl AutoencoderConfig {
         let [c, h, w] = self.image;
         let input = g.input("images", [batch, c, h, w])?;
         let code = self.encoder().forward(g, input)?;
-        let reconstruction = self.decoder().forward(g, code)?;
-        let (got, want) = (g.shape(reconstruction).clone(), g.shape(input).clone());
+        let prediction = self.decoder().forward(g, code)?;
+        let (got, want) = (g.shape(prediction).clone(), g.shape(input).clone());
+        let last = self.decoder.len().saturating_sub(1);
         if got != want {
-            let last = self.decoder.len().saturating_sub(1);
             return Err(Error::model(
                 format!("decoder.{last}"),
                 format!(
@@ -138,9 +148,34 @@ impl AutoencoderConfig {
                 ),
             ));
         }
+        let ends_in_sigmoid = self.decoder.last() == Some(&Layer::Sigmoid);
+        match self.loss {
+            PointLoss::Bce if !ends_in_sigmoid => {
+                return Err(Error::model(
+                    format!("decoder.{last}"),
+                    "loss bce takes probabilities: end the decoder with a Sigmoid, or use \
+                     bce_with_logits",
+                ));
+            }
+            PointLoss::BceWithLogits if ends_in_sigmoid => {
+                return Err(Error::model(
+                    format!("decoder.{last}"),
+                    "loss bce_with_logits applies the sigmoid itself: drop the decoder's final \
+                     Sigmoid, or use bce",
+                ));
+            }
+            _ => {}
+        }
+        let reconstruction = if self.loss == PointLoss::BceWithLogits {
+            g.set_layer("reconstruction (sigmoid of the logits)");
+            g.activation(prediction, Activation::Sigmoid)
+        } else {
+            prediction
+        };
         Ok(AutoencoderNodes {
             input,
             code,
+            prediction,
             reconstruction,
         })
     }

@@ -5,6 +5,7 @@
 use crate::common::{check, contexts, data};
 use wgrad::compare::Tolerance;
 use wgrad::gpu::kernels::loss as k;
+use wgrad::spec::PointLoss;
 use wgrad::tensor::Rng;
 use wgrad::{GpuContext, GpuTensor, Tensor, cpu};
 
@@ -38,6 +39,63 @@ fn mse() {
             let grad = ctx.download(&dy).unwrap().data;
             let what = format!("mse_loss_backward {}", y.shape);
             check(ctx, &what, &grad, &want_dy.data, Tolerance::POINTWISE);
+        }
+    }
+}
+
+/// Predictions for `kind`: probabilities strictly inside (0, 1) for BCE, else any value.
+fn predictions(kind: PointLoss, shape: &[usize], seed: u64) -> Tensor {
+    match kind {
+        PointLoss::Bce => Tensor::uniform(shape.to_vec(), 0.01, 0.99, seed),
+        PointLoss::BceWithLogits => Tensor::uniform(shape.to_vec(), -6.0, 6.0, seed),
+        _ => data(shape, seed),
+    }
+}
+
+/// L1, BCE and BCE with logits (MSE has its own test above), one pass and sliced, forward and
+/// backward, plus the edges: BCE at exact 0 and 1 (PyTorch's −100 clamp), logits of ±1000.
+#[test]
+fn point_losses() {
+    let g = Tensor::new([1], vec![0.7]).unwrap();
+    let unit = |shape: &[usize], seed| Tensor::uniform(shape.to_vec(), 0.0, 1.0, seed);
+    for kind in [PointLoss::L1, PointLoss::Bce, PointLoss::BceWithLogits] {
+        let mut cases: Vec<(Tensor, Tensor)> = [&[7usize][..], &[257], &[100_003]]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (predictions(kind, s, 31 + i as u64), unit(s, 41 + i as u64)))
+            .collect();
+        let edges = match kind {
+            PointLoss::Bce => vec![0.0, 1.0, 0.0, 1.0, 0.5],
+            PointLoss::BceWithLogits => vec![1000.0, -1000.0, -1000.0, 1000.0, 0.0],
+            _ => vec![0.25, 0.5, -3.0, 2.0, 0.5],
+        };
+        let t = Tensor::new([5], vec![1.0, 0.0, 1.0, 0.0, 0.5]).unwrap();
+        cases.push((Tensor::new([5], edges).unwrap(), t));
+        for (y, t) in &cases {
+            let want = cpu::loss::point_loss(kind, y, t).unwrap();
+            let want_dy = cpu::loss::point_loss_backward(kind, y, t, &g).unwrap();
+            for ctx in contexts() {
+                let gy = ctx.upload("y", y).unwrap();
+                let gt = ctx.upload("t", t).unwrap();
+                let gg = ctx.upload("g", &g).unwrap();
+                let out = ctx.zeros("loss", [1]).unwrap();
+                let dy = ctx.zeros("dy", y.shape.clone()).unwrap();
+                let fwd = k::point_loss(ctx, kind, &gy, &gt, &out).unwrap();
+                let bwd = k::point_loss_backward(ctx, kind, &gy, &gt, &gg, &dy).unwrap();
+                ctx.run(&[&fwd, &bwd]).unwrap();
+                let loss = ctx.download(&out).unwrap().data;
+                let what = format!("{} {}", kind.entry(), y.shape);
+                check(
+                    ctx,
+                    &what,
+                    &loss,
+                    &want.data,
+                    Tolerance::reduction(y.numel()),
+                );
+                let grad = ctx.download(&dy).unwrap().data;
+                let what = format!("{} {}", kind.backward_entry(), y.shape);
+                check(ctx, &what, &grad, &want_dy.data, Tolerance::POINTWISE);
+            }
         }
     }
 }

@@ -51,8 +51,8 @@ pub(crate) fn eval(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
         Op::Add => cpu::pointwise::add(x(0), x(1)),
         Op::Scale(s) => cpu::pointwise::scale(*s, x(0)),
         Op::Reshape => shaped(x(0).data.clone()),
-        Op::MseLoss => cpu::loss::mse_loss(x(0), x(1)),
-        Op::MseLossGrad => cpu::loss::mse_loss_backward(x(0), x(1), x(2)),
+        Op::PointLoss(k) => cpu::loss::point_loss(*k, x(0), x(1)),
+        Op::PointLossGrad(k) => cpu::loss::point_loss_backward(*k, x(0), x(1), x(2)),
         Op::CrossEntropy => cpu::loss::softmax_cross_entropy(x(0), &labels_of(x(1))),
         Op::CrossEntropyGrad => {
             cpu::loss::softmax_cross_entropy_backward(x(0), &labels_of(x(1)), x(2))

@@ -185,8 +185,8 @@ fn launch(ctx: &GpuContext, op: &Op, ins: &[&GpuTensor], out: &GpuTensor) -> Res
         },
         Op::Add => pw::add(ctx, x(0), x(1), out),
         Op::Scale(s) => pw::scale(ctx, *s, x(0), out),
-        Op::MseLoss => loss::mse_loss(ctx, x(0), x(1), out),
-        Op::MseLossGrad => loss::mse_loss_backward(ctx, x(0), x(1), x(2), out),
+        Op::PointLoss(k) => loss::point_loss(ctx, *k, x(0), x(1), out),
+        Op::PointLossGrad(k) => loss::point_loss_backward(ctx, *k, x(0), x(1), x(2), out),
         Op::CrossEntropy => loss::softmax_cross_entropy(ctx, x(0), x(1), out),
         Op::CrossEntropyGrad => loss::softmax_cross_entropy_backward(ctx, x(0), x(1), x(2), out),
         Op::Matmul(_) | Op::Input | Op::Labels | Op::Param | Op::Const(_) | Op::Reshape => {

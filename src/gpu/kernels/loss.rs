@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::kernels::pointwise::{check_f32, count};
 use crate::gpu::{DType, GpuContext, GpuTensor, Launch, Workgroups, shaders};
 use crate::shape::same;
+use crate::spec::PointLoss;
 
 /// Invocations per workgroup of every loss entry (the shader's `WG`).
 const WORKGROUP: u64 = 256;
@@ -129,7 +130,19 @@ fn check_scalar_f32(op: &str, name: &str, t: &GpuTensor) -> Result<()> {
 /// `out[0] = mean((y − t)²)`: slices of at least 8 elements an invocation summed by
 /// workgroups of their own, then added by a second pass (one pass below 2,048 elements).
 pub fn mse_loss(ctx: &GpuContext, y: &GpuTensor, t: &GpuTensor, out: &GpuTensor) -> Result<Launch> {
-    let op = "mse_loss";
+    point_loss(ctx, PointLoss::Mse, y, t, out)
+}
+
+/// `out[0]` = the mean of `kind`'s term over every element (`kind.entry()`), sliced as
+/// [`mse_loss`] is.
+pub fn point_loss(
+    ctx: &GpuContext,
+    kind: PointLoss,
+    y: &GpuTensor,
+    t: &GpuTensor,
+    out: &GpuTensor,
+) -> Result<Launch> {
+    let op = kind.entry();
     check_mse(op, y, t)?;
     check_scalar_f32(op, "output", out)?;
     let mut p = params(op, y, y.numel(), 0)?;
@@ -145,7 +158,19 @@ pub fn mse_loss_backward(
     g: &GpuTensor,
     dy: &GpuTensor,
 ) -> Result<Launch> {
-    let op = "mse_loss_backward";
+    point_loss_backward(ctx, PointLoss::Mse, y, t, g, dy)
+}
+
+/// `dy = grad(y, t)/numel · g[0]` for `kind` (`kind.backward_entry()`).
+pub fn point_loss_backward(
+    ctx: &GpuContext,
+    kind: PointLoss,
+    y: &GpuTensor,
+    t: &GpuTensor,
+    g: &GpuTensor,
+    dy: &GpuTensor,
+) -> Result<Launch> {
+    let op = kind.backward_entry();
     check_mse(op, y, t)?;
     check_scalar_f32(op, "g", g)?;
     check_f32(op, "dy", dy)?;
