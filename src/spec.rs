@@ -395,3 +395,160 @@ impl ReduceSpec {
         (dims, reduced)
     }
 }
+
+/// Which window operation a [`PoolSpec`] describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoolKind {
+    /// The window's largest value (`nn.MaxPool2d`; a NaN wins, as in PyTorch).
+    Max,
+    /// The window's mean, padding counted as zeros (`nn.AvgPool2d`, `count_include_pad=True`).
+    Avg,
+    /// Each pixel repeated `kernel[0] × kernel[1]` times (`nn.Upsample(mode='nearest')` with an
+    /// integer scale factor): the window is the scale, stride and padding are unused.
+    UpsampleNearest,
+}
+
+/// A 2-D pooling or nearest upsampling of NCHW images `[n, c, h, w]`: what shaders/pool.wgsl
+/// and its CPU twins (`cpu::pool`) take. Built with [`PoolSpec::pool`] or
+/// [`PoolSpec::upsample`], which check it as PyTorch does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PoolSpec {
+    pub kind: PoolKind,
+    /// Input `[n, c, h, w]`.
+    pub input: [usize; 4],
+    /// Window (pools) or scale factor (upsampling), `[height, width]`.
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl PoolSpec {
+    /// A max or average pool of `input` (NCHW). PyTorch's rules: kernel and stride ≥ 1, padding
+    /// at most half the kernel, and at least one output pixel (floor division, no ceil mode).
+    pub fn pool(
+        kind: PoolKind,
+        input: &Shape,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Result<PoolSpec> {
+        let spec = PoolSpec {
+            kind,
+            input: nchw(kind.entry(), input)?,
+            kernel,
+            stride,
+            padding,
+        };
+        let op = kind.entry();
+        if kernel.contains(&0) || stride.contains(&0) {
+            return Err(Error::invalid(
+                op,
+                format!("kernel {kernel:?} and stride {stride:?} must be at least 1"),
+            ));
+        }
+        if (0..2).any(|i| padding[i] > kernel[i] / 2) {
+            return Err(Error::invalid(
+                op,
+                format!("padding {padding:?} must be at most half the kernel {kernel:?}"),
+            ));
+        }
+        let [_, _, h, w] = spec.input;
+        // Sizes come from configs: saturate rather than wrap (checked() refuses what is huge).
+        if h.saturating_add(2 * padding[0]) < kernel[0]
+            || w.saturating_add(2 * padding[1]) < kernel[1]
+        {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "a {}×{} input padded by {padding:?} is smaller than the kernel {kernel:?}",
+                    h, w
+                ),
+            ));
+        }
+        spec.checked()
+    }
+
+    /// Nearest upsampling of `input` (NCHW) by integer factors `scale` (each ≥ 1).
+    pub fn upsample(input: &Shape, scale: [usize; 2]) -> Result<PoolSpec> {
+        let kind = PoolKind::UpsampleNearest;
+        if scale.contains(&0) {
+            return Err(Error::invalid(
+                kind.entry(),
+                format!("scale factor {scale:?} must be at least 1"),
+            ));
+        }
+        PoolSpec {
+            kind,
+            input: nchw(kind.entry(), input)?,
+            kernel: scale,
+            stride: scale,
+            padding: [0, 0],
+        }
+        .checked()
+    }
+
+    /// Fails when the output's element count does not fit the kernels' u32 indexing.
+    fn checked(self) -> Result<PoolSpec> {
+        let [n, c, ..] = self.input;
+        let [oh, ow] = self.out_hw();
+        crate::shape::checked_numel(self.kind.entry(), "output", &[n, c, oh, ow])?;
+        crate::shape::checked_numel(self.kind.entry(), "input", &self.input)?;
+        Ok(self)
+    }
+
+    /// Output height and width.
+    pub fn out_hw(&self) -> [usize; 2] {
+        let [_, _, h, w] = self.input;
+        match self.kind {
+            PoolKind::UpsampleNearest => [
+                h.saturating_mul(self.kernel[0]),
+                w.saturating_mul(self.kernel[1]),
+            ],
+            _ => [0, 1].map(|i| {
+                let size = [h, w][i].saturating_add(2 * self.padding[i]) - self.kernel[i];
+                size / self.stride[i] + 1
+            }),
+        }
+    }
+
+    pub fn in_shape(&self) -> Shape {
+        Shape::new(self.input)
+    }
+
+    pub fn out_shape(&self) -> Shape {
+        let [n, c, ..] = self.input;
+        let [oh, ow] = self.out_hw();
+        Shape::new([n, c, oh, ow])
+    }
+}
+
+impl PoolKind {
+    /// The forward kernel's entry point (and CPU twin's name).
+    pub fn entry(self) -> &'static str {
+        match self {
+            PoolKind::Max => "max_pool2d_forward",
+            PoolKind::Avg => "avg_pool2d_forward",
+            PoolKind::UpsampleNearest => "upsample_nearest2d_forward",
+        }
+    }
+
+    /// The backward kernel's entry point.
+    pub fn backward_entry(self) -> &'static str {
+        match self {
+            PoolKind::Max => "max_pool2d_backward",
+            PoolKind::Avg => "avg_pool2d_backward",
+            PoolKind::UpsampleNearest => "upsample_nearest2d_backward",
+        }
+    }
+}
+
+/// The `[n, c, h, w]` of a rank-4, non-empty shape, or an error naming `op`.
+fn nchw(op: &str, s: &Shape) -> Result<[usize; 4]> {
+    match *s.dims() {
+        [n, c, h, w] if !s.dims().contains(&0) => Ok([n, c, h, w]),
+        _ => Err(Error::invalid(
+            op,
+            format!("input must be a non-empty NCHW tensor [N, C, H, W], got {s}"),
+        )),
+    }
+}

@@ -621,3 +621,48 @@ fn extreme_numbers_in_flags_fail_cleanly() {
         assert!(line.contains(what), "wgrad {}: {err}", args.join(" "));
     }
 }
+
+/// Every example config in examples/configs trains end to end on the built-in data (CPU
+/// reference, a few steps), and its checkpoint reconstructs and encodes (ten PNGs).
+#[test]
+fn example_configs_train_end_to_end() {
+    let d = dir("examples");
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&configs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 2, "example configs: {names:?}");
+    let pngs = ten_pngs(&d);
+    let pngs = pngs.to_str().unwrap();
+    for config in &names {
+        let stem = config.file_stem().unwrap().to_str().unwrap();
+        let save = d.join(format!("{stem}.safetensors"));
+        let out = d.join(format!("{stem}.png"));
+        let codes = d.join(format!("{stem}.codes.safetensors"));
+        let (config, save) = (config.to_str().unwrap(), save.to_str().unwrap());
+        let (out_s, codes_s) = (out.to_str().unwrap(), codes.to_str().unwrap());
+        let cpu = ["--backend", "cpu"];
+        let train = [
+            "train", "--config", config, "--steps", "3", "--batch", "8", "--save", save,
+        ];
+        ok(&[&train[..], &cpu].concat());
+        let csv = std::fs::read_to_string(d.join(format!("{stem}.loss.csv"))).unwrap();
+        let losses: Vec<f32> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+            .collect();
+        assert!(
+            losses.len() == 3 && losses.iter().all(|l| l.is_finite()),
+            "{stem}: {losses:?}"
+        );
+        ok(&[&["reconstruct", "--ckpt", save, "--out", out_s][..], &cpu].concat());
+        assert!(out.exists(), "{stem}: no reconstruction grid");
+        // Encoding the built-in set (7,000 images) on the CPU reference takes ~20 s: ten PNGs.
+        let encode = ["encode", "--ckpt", save, "--data", pngs, "--out", codes_s];
+        ok(&[&encode[..], &cpu].concat());
+    }
+}

@@ -5,7 +5,7 @@
 
 use wgrad::exec::{Device, Feed, ProgramSpec, Session};
 use wgrad::graph::{Graph, MemoryPlan, NodeId, backward, fuse_activations};
-use wgrad::nn::{AutoencoderConfig, Layer, Optimizer, Sequential, init_params};
+use wgrad::nn::{AutoencoderConfig, Layer, Optimizer, Sequential, Size2, init_params};
 use wgrad::train::training_graph;
 use wgrad::{Error, SgdConfig, Tensor};
 
@@ -62,11 +62,48 @@ struct Built {
     loss: NodeId,
 }
 
+/// Pooling and upsampling between a convolution and a Linear: 6×6 → 3×3 (max) → 6×6 (nearest)
+/// → 6×6 (average, overlapping and padded). Apart from `every_layer`, whose early gradients they
+/// would shrink below what f32 finite differences resolve.
+fn pooling_layers() -> Sequential {
+    Sequential::new(
+        "net",
+        vec![
+            Layer::Conv2d {
+                in_channels: 2,
+                out_channels: 3,
+                kernel_size: 3,
+                stride: 1,
+                padding: 1,
+            },
+            Layer::MaxPool2d {
+                kernel_size: Size2::Square(2),
+                stride: None,
+                padding: Size2::default(),
+            },
+            Layer::Upsample {
+                scale_factor: Size2::Pair([2, 2]),
+                mode: "nearest".into(),
+            },
+            Layer::AvgPool2d {
+                kernel_size: Size2::Square(3),
+                stride: Some(Size2::Square(1)),
+                padding: Size2::Square(1),
+            },
+            Layer::Flatten,
+            Layer::Linear {
+                in_features: 108,
+                out_features: 4,
+            },
+        ],
+    )
+}
+
 /// The model on a `[2, 2, 6, 6]` batch, with MSE against a target or cross-entropy on labels.
-fn build(cross_entropy: bool) -> Built {
+fn build(model: fn() -> Sequential, cross_entropy: bool) -> Built {
     let mut g = Graph::new();
     let input = g.input("x", [2, 2, 6, 6]).unwrap();
-    let y = every_layer().forward(&mut g, input).unwrap();
+    let y = model().forward(&mut g, input).unwrap();
     let (loss, labels) = if cross_entropy {
         let l = g.labels("labels", 2).unwrap();
         (g.cross_entropy(y, l).unwrap(), Some(l))
@@ -82,8 +119,13 @@ fn build(cross_entropy: bool) -> Built {
     }
 }
 
-fn loss_of(params: &[(String, Tensor)], cross_entropy: bool, x: &Tensor) -> f64 {
-    let b = build(cross_entropy);
+fn loss_of(
+    model: fn() -> Sequential,
+    params: &[(String, Tensor)],
+    cross_entropy: bool,
+    x: &Tensor,
+) -> f64 {
+    let b = build(model, cross_entropy);
     let mut s = Session::new(Device::Cpu, params.to_vec(), &|_| false, None).unwrap();
     let mut p = s
         .compile(
@@ -103,10 +145,10 @@ fn loss_of(params: &[(String, Tensor)], cross_entropy: bool, x: &Tensor) -> f64 
     s.last_loss(&mut p).unwrap() as f64
 }
 
-fn finite_differences(cross_entropy: bool) {
-    let params = init_params(&every_layer().params(), 11);
+fn finite_differences(model: fn() -> Sequential, cross_entropy: bool) {
+    let params = init_params(&model().params(), 11);
     let x = Tensor::uniform([2, 2, 6, 6], -1.0, 1.0, 3);
-    let mut b = build(cross_entropy);
+    let mut b = build(model, cross_entropy);
     let grads = backward(&mut b.graph, b.loss, &|_| false).unwrap();
     let mut s = Session::new(Device::Cpu, params.clone(), &|_| false, None).unwrap();
     let mut p = s
@@ -126,12 +168,12 @@ fn finite_differences(cross_entropy: bool) {
     }
     s.run(&mut p, &feeds).unwrap();
     let analytic = s.gradients(&p).unwrap();
-    assert_eq!(analytic.len(), 8);
+    assert_eq!(analytic.len(), params.len());
     // Central differences of the graph (f32 tensors, f64 sums), compared in f64. ReLU and
     // LeakyReLU have kinks: where a ±h step crosses one, the one-sided differences disagree and
     // the central one means nothing, so such elements are counted and skipped (a few at most).
     let h = 1e-2f32;
-    let base = loss_of(&params, cross_entropy, &x);
+    let base = loss_of(model, &params, cross_entropy, &x);
     let (mut checked, mut kinks) = (0, 0);
     for (k, (name, g)) in analytic.iter().enumerate() {
         let scale = g.data.iter().fold(1e-4f64, |m, v| m.max(v.abs() as f64));
@@ -142,8 +184,8 @@ fn finite_differences(cross_entropy: bool) {
             let mut minus = params.clone();
             minus[k].1.data[i] -= h;
             let (lp, lm) = (
-                loss_of(&plus, cross_entropy, &x),
-                loss_of(&minus, cross_entropy, &x),
+                loss_of(model, &plus, cross_entropy, &x),
+                loss_of(model, &minus, cross_entropy, &x),
             );
             let (fwd, bwd) = ((lp - base) / h as f64, (base - lm) / h as f64);
             if (fwd - bwd).abs() > 0.01 * scale {
@@ -172,12 +214,18 @@ fn finite_differences(cross_entropy: bool) {
 
 #[test]
 fn whole_graph_gradients_match_finite_differences_mse() {
-    finite_differences(false);
+    finite_differences(every_layer, false);
+}
+
+#[test]
+fn pooling_gradients_match_finite_differences() {
+    finite_differences(pooling_layers, false);
+    finite_differences(pooling_layers, true);
 }
 
 #[test]
 fn whole_graph_gradients_match_finite_differences_cross_entropy() {
-    finite_differences(true);
+    finite_differences(every_layer, true);
 }
 
 #[test]

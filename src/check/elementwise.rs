@@ -7,10 +7,10 @@ use super::{Case, data, expect, nans, read_all};
 use crate::compare::Tolerance;
 use crate::cpu;
 use crate::error::Result;
-use crate::gpu::kernels::{im2col as gi, loss as gl, pointwise as gp, reduce as gr};
+use crate::gpu::kernels::{im2col as gi, loss as gl, pointwise as gp, pool as gpool, reduce as gr};
 use crate::gpu::{GpuContext, GpuTensor, Launch};
 use crate::shape::{ConvGeometry, ConvParams, Shape, conv_transpose2d_geometry, conv2d_geometry};
-use crate::spec::{PointLoss, ReduceSpec};
+use crate::spec::{PointLoss, PoolKind, PoolSpec, ReduceSpec};
 use crate::tensor::{Rng, Tensor};
 
 type CpuFn = dyn Fn(&[Tensor]) -> Result<Vec<f32>>;
@@ -323,6 +323,43 @@ fn point_loss_cases() -> Vec<Case> {
     v
 }
 
+/// Max and average pooling and nearest upsampling, forward and backward, on one odd-sized batch.
+fn pool_cases() -> Result<Vec<Case>> {
+    let x = Shape::new([2, 3, 7, 9]);
+    let specs = [
+        PoolSpec::pool(PoolKind::Max, &x, [3, 2], [2, 1], [1, 1])?,
+        PoolSpec::pool(PoolKind::Avg, &x, [3, 3], [2, 2], [1, 1])?,
+        PoolSpec::upsample(&x, [2, 3])?,
+    ];
+    let mut v = Vec::new();
+    for s in specs {
+        let d = format!("{} k{:?} s{:?} p{:?}", x, s.kernel, s.stride, s.padding);
+        let tol = match s.kind {
+            PoolKind::Avg => Tolerance::POINTWISE,
+            _ => Tolerance::EXACT,
+        };
+        v.push(simple(
+            s.kind.entry(),
+            d.clone(),
+            vec![data(x.dims(), 13)],
+            s.out_shape(),
+            tol,
+            Box::new(move |i| Ok(cpu::pool::forward(&s, &i[0])?.data)),
+            Box::new(move |c, i, y| gpool::forward(c, &s, &i[0], y)),
+        ));
+        v.push(simple(
+            s.kind.backward_entry(),
+            d,
+            vec![data(x.dims(), 13), data(s.out_shape().dims(), 14)],
+            s.in_shape(),
+            Tolerance::POINTWISE,
+            Box::new(move |i| Ok(cpu::pool::backward(&s, &i[0], &i[1])?.data)),
+            Box::new(move |c, i, dx| gpool::backward(c, &s, &i[0], &i[1], dx)),
+        ));
+    }
+    Ok(v)
+}
+
 /// Cross-entropy needs u32 labels on the GPU, so it is a case of its own: forward and backward
 /// in one run.
 fn cross_entropy_case() -> Case {
@@ -383,7 +420,12 @@ fn cross_entropy_case() -> Case {
 /// as a failing case rather than a panic.
 pub(super) fn cases() -> Vec<Case> {
     let mut v = Vec::new();
-    for part in [im2col_cases(), pointwise_cases(), reduce_cases()] {
+    for part in [
+        im2col_cases(),
+        pointwise_cases(),
+        reduce_cases(),
+        pool_cases(),
+    ] {
         match part {
             Ok(cases) => v.extend(cases),
             Err(e) => v.push(super::broken("catalogue", e)),

@@ -51,6 +51,7 @@ macro_rules! tree_shader {
 shader!(MATMUL, "matmul.wgsl");
 shader!(IM2COL, "im2col.wgsl");
 shader!(POINTWISE, "pointwise.wgsl");
+shader!(POOL, "pool.wgsl");
 tree_shader!(REDUCE, REDUCE_SUBGROUPS, "reduce.wgsl");
 tree_shader!(LOSS, LOSS_SUBGROUPS, "loss.wgsl");
 shader!(OPTIM, "optim.wgsl");
@@ -61,6 +62,7 @@ pub const ALL: &[ShaderFile] = &[
     MATMUL,
     IM2COL,
     POINTWISE,
+    POOL,
     REDUCE,
     REDUCE_SUBGROUPS,
     LOSS,

@@ -177,6 +177,10 @@ impl Autodiff<'_> {
                     self.give(x(1), db);
                 }
             }
+            Op::Pool(spec) => {
+                let dx = self.g.pool_grad(*spec, x(0), dy);
+                self.give(x(0), dx);
+            }
             Op::Activation(act) => {
                 let dx = self.activation(*act, x(0), id, dy)?;
                 self.give(x(0), dx);
@@ -222,7 +226,10 @@ impl Autodiff<'_> {
                 );
                 self.give(x(0), dz);
             }
-            Op::ActivationGrad(_) | Op::PointLossGrad(_) | Op::CrossEntropyGrad => {
+            Op::ActivationGrad(_)
+            | Op::PoolGrad(_)
+            | Op::PointLossGrad(_)
+            | Op::CrossEntropyGrad => {
                 return Err(self.unsupported(id));
             }
         }

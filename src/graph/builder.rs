@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::shape::{
     ConvGeometry, ConvParams, Shape, checked_numel, conv_transpose2d_layer, conv2d_layer, rank4,
 };
-use crate::spec::{Activation, BiasMode, MatmulSpec, PointLoss};
+use crate::spec::{Activation, BiasMode, MatmulSpec, PointLoss, PoolKind, PoolSpec};
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
@@ -222,6 +222,36 @@ impl Graph {
     pub fn activation(&mut self, x: NodeId, act: Activation) -> NodeId {
         let shape = self.shape(x).clone();
         self.add_node(Op::Activation(act), vec![x], shape)
+    }
+
+    /// A max or average pool of NCHW `x` (window `kernel`, `stride`, `padding`, as PyTorch's
+    /// `MaxPool2d` / `AvgPool2d` with floor division).
+    pub fn pool(
+        &mut self,
+        x: NodeId,
+        kind: PoolKind,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Result<NodeId> {
+        let spec = PoolSpec::pool(kind, self.shape(x), kernel, stride, padding)
+            .map_err(|e| self.in_layer(e))?;
+        Ok(self.add_node(Op::Pool(spec), vec![x], spec.out_shape()))
+    }
+
+    /// Nearest upsampling of NCHW `x` by integer factors `scale` (`nn.Upsample`).
+    pub fn upsample(&mut self, x: NodeId, scale: [usize; 2]) -> Result<NodeId> {
+        let spec = PoolSpec::upsample(self.shape(x), scale).map_err(|e| self.in_layer(e))?;
+        Ok(self.add_node(Op::Pool(spec), vec![x], spec.out_shape()))
+    }
+
+    /// The gradient of a pool node: `x` is its input (read by a max pool only).
+    pub fn pool_grad(&mut self, spec: PoolSpec, x: NodeId, dy: NodeId) -> NodeId {
+        let inputs = match spec.kind {
+            PoolKind::Max => vec![x, dy],
+            _ => vec![dy],
+        };
+        self.add_node(Op::PoolGrad(spec), inputs, spec.in_shape())
     }
 
     /// The gradient of `act` (see [`Op::ActivationGrad`] for what `v` is).

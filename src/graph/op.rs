@@ -7,7 +7,7 @@
 //! memory planner reuses like any other.
 
 use crate::shape::ConvGeometry;
-use crate::spec::{Activation, MatmulSpec, PointLoss};
+use crate::spec::{Activation, MatmulSpec, PointLoss, PoolSpec};
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
@@ -29,6 +29,10 @@ pub enum Op {
     /// `[a, b]` or `[a, b, bias]` → `act(op(a)·op(b) + bias)` as the spec describes; the node's
     /// shape is any shape with the spec's `c_len()` elements.
     Matmul(MatmulSpec),
+    /// `[x] → y`: a max or average pool, or a nearest upsampling, as the spec describes.
+    Pool(PoolSpec),
+    /// `[x, dy] → dx` for a max pool (its argmax is recomputed from x), `[dy] → dx` otherwise.
+    PoolGrad(PoolSpec),
     /// `[x] → act(x)`, elementwise.
     Activation(Activation),
     /// `[v, dy] → dx`, the activation's gradient: `v` is the activation's input for ReLU and
@@ -61,6 +65,8 @@ impl Op {
             Op::Im2col(_) => "im2col",
             Op::Col2im(_) => "col2im",
             Op::Matmul(_) => "matmul",
+            Op::Pool(s) => s.kind.entry(),
+            Op::PoolGrad(s) => s.kind.backward_entry(),
             Op::Activation(_) => "activation",
             Op::ActivationGrad(_) => "activation_grad",
             Op::Add => "add",

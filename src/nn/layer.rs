@@ -4,7 +4,7 @@
 use crate::error::Result;
 use crate::graph::{Graph, NodeId};
 use crate::shape::{ConvParams, Shape};
-use crate::spec::Activation;
+use crate::spec::{Activation, PoolKind};
 use serde::{Deserialize, Serialize};
 
 /// One layer of a sequential model, with PyTorch's meaning and argument names. Square kernels,
@@ -46,6 +46,28 @@ pub enum Layer {
     /// `nn.GELU()` (exact, `approximate='none'`).
     GELU,
     SiLU,
+    /// `nn.MaxPool2d(kernel_size, stride=kernel_size, padding=0)`.
+    MaxPool2d {
+        kernel_size: Size2,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stride: Option<Size2>,
+        #[serde(default)]
+        padding: Size2,
+    },
+    /// `nn.AvgPool2d(kernel_size, stride=kernel_size, padding=0)` (padding counted as zeros).
+    AvgPool2d {
+        kernel_size: Size2,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stride: Option<Size2>,
+        #[serde(default)]
+        padding: Size2,
+    },
+    /// `nn.Upsample(scale_factor=..., mode='nearest')`, integer factors.
+    Upsample {
+        scale_factor: Size2,
+        #[serde(default = "nearest")]
+        mode: String,
+    },
     Flatten,
     /// `nn.Unflatten(1, dims)`.
     Unflatten {
@@ -55,6 +77,42 @@ pub enum Layer {
 
 fn one() -> usize {
     1
+}
+fn nearest() -> String {
+    "nearest".into()
+}
+
+/// A size PyTorch takes as an int or a pair: `3` or `[3, 5]` (height, width) in a config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Size2 {
+    Square(usize),
+    Pair([usize; 2]),
+}
+
+impl Default for Size2 {
+    fn default() -> Self {
+        Size2::Square(0)
+    }
+}
+
+impl Size2 {
+    /// `[height, width]`.
+    pub fn hw(self) -> [usize; 2] {
+        match self {
+            Size2::Square(s) => [s, s],
+            Size2::Pair(p) => p,
+        }
+    }
+}
+
+impl std::fmt::Display for Size2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Size2::Square(s) => write!(f, "{s}"),
+            Size2::Pair([h, w]) => write!(f, "({h}, {w})"),
+        }
+    }
 }
 fn default_slope() -> f32 {
     0.01
@@ -142,6 +200,25 @@ impl Layer {
             Layer::Tanh => "Tanh".into(),
             Layer::GELU => "GELU".into(),
             Layer::SiLU => "SiLU".into(),
+            Layer::MaxPool2d {
+                kernel_size,
+                stride,
+                padding,
+            } => format!(
+                "MaxPool2d({kernel_size}, stride {}, padding {padding})",
+                stride.unwrap_or(*kernel_size)
+            ),
+            Layer::AvgPool2d {
+                kernel_size,
+                stride,
+                padding,
+            } => format!(
+                "AvgPool2d({kernel_size}, stride {}, padding {padding})",
+                stride.unwrap_or(*kernel_size)
+            ),
+            Layer::Upsample { scale_factor, mode } => {
+                format!("Upsample(scale_factor {scale_factor}, mode {mode})")
+            }
             Layer::Flatten => "Flatten".into(),
             Layer::Unflatten { dims } => format!("Unflatten(1, {dims:?})"),
         }
@@ -185,6 +262,37 @@ impl Layer {
             Layer::Tanh => Ok(g.activation(x, Activation::Tanh)),
             Layer::GELU => Ok(g.activation(x, Activation::Gelu)),
             Layer::SiLU => Ok(g.activation(x, Activation::Silu)),
+            Layer::MaxPool2d {
+                kernel_size,
+                stride,
+                padding,
+            } => g.pool(
+                x,
+                PoolKind::Max,
+                kernel_size.hw(),
+                stride.unwrap_or(*kernel_size).hw(),
+                padding.hw(),
+            ),
+            Layer::AvgPool2d {
+                kernel_size,
+                stride,
+                padding,
+            } => g.pool(
+                x,
+                PoolKind::Avg,
+                kernel_size.hw(),
+                stride.unwrap_or(*kernel_size).hw(),
+                padding.hw(),
+            ),
+            Layer::Upsample { scale_factor, mode } => {
+                if mode != "nearest" {
+                    return Err(crate::error::Error::model(
+                        prefix,
+                        format!("Upsample mode '{mode}' is not supported: only 'nearest'"),
+                    ));
+                }
+                g.upsample(x, scale_factor.hw())
+            }
             Layer::Flatten => g.flatten(x),
             Layer::Unflatten { dims } => g.unflatten(x, dims),
         }

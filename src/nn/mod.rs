@@ -13,6 +13,6 @@ mod optimizer;
 mod sequential;
 
 pub use autoencoder::{AutoencoderConfig, AutoencoderNodes};
-pub use layer::{Layer, ParamSpec};
+pub use layer::{Layer, ParamSpec, Size2};
 pub use optimizer::Optimizer;
 pub use sequential::{Sequential, check_params, init_params};

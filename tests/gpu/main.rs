@@ -17,6 +17,7 @@ mod matmul_tiled;
 mod nan;
 mod optim;
 mod pointwise;
+mod pool;
 mod reduce;
 mod subgroups;
 mod train;

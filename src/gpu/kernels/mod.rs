@@ -10,4 +10,5 @@ pub mod loss;
 pub mod matmul;
 pub mod optim;
 pub mod pointwise;
+pub mod pool;
 pub mod reduce;
