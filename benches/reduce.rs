@@ -10,9 +10,9 @@
 //! | `mse_loss 1M` / `mse_loss_backward 1M` | the same kernels over `[2^20]` |
 //! | `softmax_cross_entropy BxK` / `.._backward BxK` | classifier logits, B = 64 and 1024, K = 10 |
 //!
-//! On an adapter with subgroup operations every case runs twice in one group, with them (`sg`)
-//! and without (`plain`, a second device opened with `Options::subgroups` off): the two tree_sum
-//! variants side by side (they give the same bits; see tests/gpu/subgroups.rs).
+//! On an adapter with subgroup operations every case runs twice in one group, with them (`sg`,
+//! `Options::subgroups` forced on, CPU drivers included) and without (`plain`, a second device
+//! with them off): the two tree_sum variants side by side (the same bits; tests/gpu/subgroups.rs).
 //!
 //! Throughput is bytes read + written, each element once: reduce reads the input and writes the
 //! output; mse_loss reads y and t and writes one scalar, its backward reads y, t and the upstream
@@ -109,14 +109,20 @@ fn bench(c: &mut Criterion) {
         return;
     };
     let adapter = ctx.describe();
-    // The same adapter without subgroups, to time both tree_sum variants in one run.
+    // The same adapter with subgroups forced on and off, to time both tree_sum variants.
     let mut variants = vec![("", ctx)];
-    if variants[0].1.uses_subgroups() {
-        let plain = common::options().and_then(|o| {
-            GpuContext::new(&Options {
-                subgroups: false,
-                ..o
+    if variants[0].1.has_subgroups() {
+        let open = |on| {
+            common::options().and_then(|o| {
+                GpuContext::new(&Options {
+                    subgroups: Some(on),
+                    ..o
+                })
             })
+        };
+        let plain = open(true).and_then(|sg| {
+            variants[0].1 = sg;
+            open(false)
         });
         match plain {
             Ok(p) => {

@@ -96,14 +96,9 @@ impl Classifier {
                 "batch size must be at least 1",
             ));
         }
-        let code = ae.code_shape()?;
-        if code.rank() != 1 {
-            return Err(Error::model(
-                "encoder",
-                format!("the code must be a vector per image to classify, got {code}"),
-            ));
-        }
-        let head = head(code.dim(0), classes, hidden);
+        // A code with spatial axes (a pooling encoder's 8×4×4) is flattened before the head.
+        let code = ae.code_shape()?.numel();
+        let head = head(code, classes, hidden);
         let mut params: Vec<(String, Tensor)> = Vec::new();
         for spec in ae.encoder().params() {
             let t = encoder
@@ -371,7 +366,11 @@ fn build(ae: &AutoencoderConfig, head: &Sequential, batch: usize) -> Result<Buil
     let mut g = Graph::new();
     let [c, h, w] = ae.image;
     let input = g.input("images", [batch, c, h, w])?;
-    let code = ae.encoder().forward(&mut g, input)?;
+    let mut code = ae.encoder().forward(&mut g, input)?;
+    if g.shape(code).rank() > 2 {
+        g.set_layer("flatten (the code, for the head)");
+        code = g.flatten(code)?;
+    }
     let logits = head.forward(&mut g, code)?;
     let labels = g.labels("labels", batch)?;
     g.set_layer("loss (cross-entropy)");

@@ -37,9 +37,10 @@ pub struct Options {
     pub kernels: KernelClass,
     /// Whether reductions and losses use subgroup operations where the device has them (wgpu's
     /// `SUBGROUP` feature: Vulkan, Metal, DX12; not GL, not yet the browser). They give the same
-    /// bits either way; `false` is for comparing the two and for a driver whose subgroup support
-    /// misbehaves. Default `true`.
-    pub subgroups: bool,
+    /// bits either way. `None` (the default): on GPU-class contexts, off on CPU drivers running
+    /// CPU-class kernels, where they measured no faster (lavapipe's sliced reductions were
+    /// slower). `Some(true)`: wherever the device has them; `Some(false)`: never.
+    pub subgroups: Option<bool>,
     /// Whether programs start their matmuls on a quick-to-compile mapping and swap in the final
     /// ones from a background thread (see `gpu/cpu_driver/tier.rs`). `None`: on CPU drivers that run
     /// CPU-class kernels only (not where `kernels` forces GPU-class ones). Never on wasm, which
@@ -59,7 +60,7 @@ impl Default for Options {
             cache_dir: None,
             tune_budget: Some(Duration::from_secs(1)),
             kernels: KernelClass::Auto,
-            subgroups: true,
+            subgroups: None,
             tier_up: None,
             // Generous: a cold first step on a CPU driver compiles every pipeline inside one
             // wait (about 30 s on lavapipe with 2 cores).

@@ -623,7 +623,8 @@ fn extreme_numbers_in_flags_fail_cleanly() {
 }
 
 /// Every example config in examples/configs trains end to end on the built-in data (CPU
-/// reference, a few steps), and its checkpoint reconstructs and encodes (ten PNGs).
+/// reference, a few steps), and its checkpoint reconstructs, encodes (ten PNGs) and trains a
+/// classifier (the same PNGs as two classes).
 #[test]
 fn example_configs_train_end_to_end() {
     let d = dir("examples");
@@ -637,6 +638,15 @@ fn example_configs_train_end_to_end() {
     assert!(names.len() >= 2, "example configs: {names:?}");
     let pngs = ten_pngs(&d);
     let pngs = pngs.to_str().unwrap();
+    // The same ten images as two labelled classes (one sub-folder each).
+    let labelled = d.join("labelled");
+    for (i, f) in std::fs::read_dir(pngs).unwrap().enumerate() {
+        let class = labelled.join(if i % 2 == 0 { "a" } else { "b" });
+        std::fs::create_dir_all(&class).unwrap();
+        let f = f.unwrap().path();
+        std::fs::copy(&f, class.join(f.file_name().unwrap())).unwrap();
+    }
+    let labelled = labelled.to_str().unwrap();
     for config in &names {
         let stem = config.file_stem().unwrap().to_str().unwrap();
         let save = d.join(format!("{stem}.safetensors"));
@@ -664,5 +674,10 @@ fn example_configs_train_end_to_end() {
         // Encoding the built-in set (7,000 images) on the CPU reference takes ~20 s: ten PNGs.
         let encode = ["encode", "--ckpt", save, "--data", pngs, "--out", codes_s];
         ok(&[&encode[..], &cpu].concat());
+        // A classifier on the code (flattened first where it has spatial axes).
+        let classify = [
+            "classify", "--ckpt", save, "--data", labelled, "--epochs", "1",
+        ];
+        ok(&[&classify[..], &["--batch", "4"], &cpu[..]].concat());
     }
 }

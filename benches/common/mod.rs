@@ -28,7 +28,7 @@ pub fn options() -> Result<Options> {
         o.kernels = wgrad::KernelClass::parse(&k)?;
     }
     if let Some(s) = env("WGRAD_SUBGROUPS") {
-        o.subgroups = !matches!(s.as_str(), "0" | "off" | "false");
+        o.subgroups = Some(!matches!(s.as_str(), "0" | "off" | "false"));
     }
     Ok(o)
 }

@@ -38,7 +38,7 @@ pub struct EngineArgs {
     #[arg(long, global = true, value_name = "AUTO|GPU")]
     pub kernels: Option<String>,
     /// Subgroup operations in reductions and losses where the device has them: on or off (the
-    /// same results either way) [env: WGRAD_SUBGROUPS; default: on]
+    /// same results either way) [env: WGRAD_SUBGROUPS; default: on GPUs, off on CPU drivers]
     #[arg(long, global = true, value_name = "ON|OFF")]
     pub subgroups: Option<String>,
 }
@@ -96,8 +96,8 @@ impl EngineArgs {
             None => KernelClass::Auto,
         };
         let subgroups = match self.subgroups.clone().or_else(|| env("WGRAD_SUBGROUPS")) {
-            Some(v) => switch("--subgroups / WGRAD_SUBGROUPS", &v)?,
-            None => true,
+            Some(v) => Some(switch("--subgroups / WGRAD_SUBGROUPS", &v)?),
+            None => None,
         };
         let cache_dir = match self.no_cache {
             true => None,

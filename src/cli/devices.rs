@@ -50,15 +50,21 @@ pub fn run(engine: &wgrad::Options) -> wgrad::Result<()> {
         println!(
             "    timestamp queries: {}; subgroups: {}",
             if ctx.has_timestamps() { "yes" } else { "no" },
-            if ctx.uses_subgroups() {
+            if ctx.has_subgroups() {
                 format!(
-                    "yes, {}–{} lanes",
-                    info.subgroup_min_size, info.subgroup_max_size
+                    "{}–{} lanes, {}",
+                    info.subgroup_min_size,
+                    info.subgroup_max_size,
+                    match (ctx.uses_subgroups(), engine.subgroups) {
+                        (true, _) => "used",
+                        (false, None) => "not used on a CPU driver (--subgroups on uses them)",
+                        (false, _) => "not used (--subgroups off)",
+                    }
                 )
-            } else if engine.subgroups {
-                "no".into()
+            } else if engine.subgroups == Some(false) {
+                "not asked for (--subgroups off)".into()
             } else {
-                "off (--subgroups off)".into()
+                "no".into()
             }
         );
     }

@@ -292,12 +292,12 @@ impl GpuContext {
 
     /// Opens a device on one particular adapter, with the adapter's own limits and the optional
     /// features wgrad can use (timestamp queries; subgroup operations unless
-    /// `options.subgroups` is off).
+    /// `options.subgroups` is `Some(false)`).
     pub async fn open_async(adapter: &wgpu::Adapter, options: &Options) -> Result<Self> {
         let info = adapter.get_info();
         let mut wanted =
             wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
-        if options.subgroups {
+        if options.subgroups != Some(false) {
             wanted |= wgpu::Features::SUBGROUP;
         }
         let features = adapter.features() & wanted;
@@ -504,12 +504,20 @@ impl GpuContext {
     }
 
     /// Whether kernels use subgroup operations here: the device has wgpu's `SUBGROUP` feature and
-    /// [`Options::subgroups`] is on. Never in the browser: the WGSL a browser compiles needs an
-    /// `enable subgroups;` that naga (which validates native shaders) does not accept yet.
+    /// [`Options::subgroups`] asks for them (by default: on GPU-class contexts). Never in the
+    /// browser: the WGSL a browser compiles needs an `enable subgroups;` that naga (which
+    /// validates native shaders) does not accept yet.
     pub fn uses_subgroups(&self) -> bool {
-        !cfg!(target_arch = "wasm32")
-            && self.options.subgroups
-            && self.features.contains(wgpu::Features::SUBGROUP)
+        let wanted = self
+            .options
+            .subgroups
+            .unwrap_or_else(|| !crate::gpu::kernels::matmul::cpu_class(self));
+        !cfg!(target_arch = "wasm32") && wanted && self.has_subgroups()
+    }
+
+    /// Whether the device has wgpu's `SUBGROUP` feature (requested unless the options refuse it).
+    pub fn has_subgroups(&self) -> bool {
+        self.features.contains(wgpu::Features::SUBGROUP)
     }
 }
 

@@ -1,10 +1,11 @@
 //! tree_sum with subgroup operations (tree_sum_subgroups.wgsl) gives the bits of the plain tree
 //! (tree_sum.wgsl): each adapter with subgroups runs the reductions and losses twice, on a
-//! device opened with `Options::subgroups` on and one with it off, and every output must match
-//! bit for bit. Both are also held to the CPU twins by reduce.rs and loss.rs (the default
-//! contexts there use subgroups where the adapter has them).
+//! device opened with `Options::subgroups` forced on (CPU drivers included, where the default
+//! leaves them off) and one with it off, and every output must match bit for bit. The plain tree
+//! is held to the CPU twins by reduce.rs and loss.rs, and `wgrad check --kernels gpu` (GPU-class
+//! contexts use subgroups) holds the subgroup one to them as well.
 
-use crate::common::{contexts, data, tag};
+use crate::common::{data, tag};
 use wgrad::gpu::kernels::{loss, reduce};
 use wgrad::spec::ReduceSpec;
 use wgrad::{GpuContext, Options};
@@ -52,18 +53,24 @@ fn outputs(ctx: &GpuContext) -> Vec<u32> {
 
 #[test]
 fn subgroup_tree_sums_give_the_plain_trees_bits() {
-    let off = Options {
-        subgroups: false,
-        ..Options::default()
+    let open = |on| {
+        let o = Options {
+            subgroups: Some(on),
+            ..Options::default()
+        };
+        GpuContext::all(&o)
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
     };
-    let plain: Vec<GpuContext> = GpuContext::all(&off).into_iter().flatten().collect();
+    let (with, without) = (open(true), open(false));
     let mut compared = 0;
-    for ctx in contexts() {
+    for ctx in &with {
         if !ctx.uses_subgroups() {
             println!("[{}] no subgroups: only the plain tree runs", tag(ctx));
             continue;
         }
-        let twin = plain
+        let twin = without
             .iter()
             .find(|p| p.info.name == ctx.info.name && p.backend() == ctx.backend())
             .expect("the same adapter opens with subgroups off");
