@@ -16,20 +16,11 @@ use crate::tensor::Tensor;
 /// `Linear(code, hidden), ReLU, Linear(hidden, classes)`.
 pub fn head(code: usize, classes: usize, hidden: Option<usize>) -> Sequential {
     let layers = match hidden {
-        None => vec![Layer::Linear {
-            in_features: code,
-            out_features: classes,
-        }],
+        None => vec![Layer::linear(code, classes)],
         Some(h) => vec![
-            Layer::Linear {
-                in_features: code,
-                out_features: h,
-            },
+            Layer::linear(code, h),
             Layer::ReLU,
-            Layer::Linear {
-                in_features: h,
-                out_features: classes,
-            },
+            Layer::linear(h, classes),
         ],
     };
     Sequential::new("head", layers)

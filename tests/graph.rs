@@ -14,31 +14,15 @@ fn every_layer() -> Sequential {
     Sequential::new(
         "net",
         vec![
-            Layer::Conv2d {
-                in_channels: 2,
-                out_channels: 3,
-                kernel_size: 3,
-                stride: 2,
-                padding: 1,
-            },
+            Layer::conv2d(2, 3, 3, 2, 1),
             Layer::LeakyReLU {
                 negative_slope: 0.1,
             },
             Layer::SiLU,
-            Layer::ConvTranspose2d {
-                in_channels: 3,
-                out_channels: 2,
-                kernel_size: 3,
-                stride: 2,
-                padding: 1,
-                output_padding: 1,
-            },
+            Layer::conv_transpose2d(3, 2, 3, 2, 1, 1),
             Layer::Tanh,
             Layer::Flatten,
-            Layer::Linear {
-                in_features: 72,
-                out_features: 12,
-            },
+            Layer::linear(72, 12),
             // After a matmul, but not fusible into it (its gradient needs the input).
             Layer::GELU,
             Layer::ReLU,
@@ -46,10 +30,7 @@ fn every_layer() -> Sequential {
                 dims: vec![3, 2, 2],
             },
             Layer::Flatten,
-            Layer::Linear {
-                in_features: 12,
-                out_features: 4,
-            },
+            Layer::linear(12, 4),
             Layer::Sigmoid,
         ],
     )
@@ -69,13 +50,7 @@ fn pooling_layers() -> Sequential {
     Sequential::new(
         "net",
         vec![
-            Layer::Conv2d {
-                in_channels: 2,
-                out_channels: 3,
-                kernel_size: 3,
-                stride: 1,
-                padding: 1,
-            },
+            Layer::conv2d(2, 3, 3, 1, 1),
             Layer::MaxPool2d {
                 kernel_size: Size2::Square(2),
                 stride: None,
@@ -91,9 +66,43 @@ fn pooling_layers() -> Sequential {
                 padding: Size2::Square(1),
             },
             Layer::Flatten,
+            Layer::linear(108, 4),
+        ],
+    )
+}
+
+/// The convolution options PyTorch has beyond the preset's: non-square kernels, strides and
+/// paddings, dilation, and no bias (6×6 → 4×3 → 8×3 → 4).
+fn conv_option_layers() -> Sequential {
+    use wgrad::nn::Size2::{Pair, Square};
+    Sequential::new(
+        "net",
+        vec![
+            Layer::Conv2d {
+                in_channels: 2,
+                out_channels: 3,
+                kernel_size: Pair([3, 2]),
+                stride: Pair([1, 2]),
+                padding: Pair([1, 0]),
+                dilation: Pair([2, 1]),
+                bias: false,
+            },
+            Layer::Tanh,
+            Layer::ConvTranspose2d {
+                in_channels: 3,
+                out_channels: 2,
+                kernel_size: Pair([2, 3]),
+                stride: Pair([2, 1]),
+                padding: Pair([0, 1]),
+                output_padding: Square(0),
+                dilation: Square(1),
+                bias: false,
+            },
+            Layer::Flatten,
             Layer::Linear {
-                in_features: 108,
+                in_features: 48,
                 out_features: 4,
+                bias: false,
             },
         ],
     )
@@ -218,6 +227,40 @@ fn whole_graph_gradients_match_finite_differences_mse() {
 }
 
 #[test]
+fn conv_option_gradients_match_finite_differences() {
+    let model = conv_option_layers();
+    // No bias anywhere: three weights, the state_dict PyTorch would have.
+    let names: Vec<String> = model.params().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["net.0.weight", "net.2.weight", "net.4.weight"]);
+    let shapes: Vec<Vec<usize>> = model
+        .params()
+        .iter()
+        .map(|p| p.shape.dims().to_vec())
+        .collect();
+    assert_eq!(shapes, [vec![3, 2, 3, 2], vec![3, 2, 2, 3], vec![4, 48]]);
+    finite_differences(conv_option_layers, false);
+    // The options survive a config round trip; defaults stay out of the TOML.
+    let config = AutoencoderConfig {
+        image: [2, 6, 6],
+        encoder: model.layers.clone(),
+        decoder: vec![
+            Layer::linear(4, 72),
+            Layer::Unflatten {
+                dims: vec![2, 6, 6],
+            },
+        ],
+        ..AutoencoderConfig::default()
+    };
+    let text = config.to_toml();
+    assert!(
+        text.contains("dilation = [2, 1]") && text.contains("bias = false"),
+        "{text}"
+    );
+    assert_eq!(text.matches("dilation").count(), 1, "{text}");
+    assert_eq!(AutoencoderConfig::from_toml(&text, "test").unwrap(), config);
+}
+
+#[test]
 fn pooling_gradients_match_finite_differences() {
     finite_differences(pooling_layers, false);
     finite_differences(pooling_layers, true);
@@ -327,10 +370,7 @@ fn model_error(e: Error) -> (String, String) {
 #[test]
 fn a_linear_layer_that_does_not_fit_is_refused_naming_it() {
     let mut config = AutoencoderConfig::default();
-    config.encoder[5] = Layer::Linear {
-        in_features: 1500,
-        out_features: 32,
-    };
+    config.encoder[5] = Layer::linear(1500, 32);
     let (layer, message) = model_error(config.check().unwrap_err());
     println!("{layer}: {message}");
     assert!(layer.starts_with("encoder.5"), "{layer}");
@@ -361,14 +401,7 @@ fn an_image_size_the_stride_two_stack_cannot_halve_is_refused() {
     );
     // A decoder that gives back the wrong size.
     let mut config = AutoencoderConfig::default();
-    config.decoder[5] = Layer::ConvTranspose2d {
-        in_channels: 16,
-        out_channels: 1,
-        kernel_size: 3,
-        stride: 2,
-        padding: 1,
-        output_padding: 0,
-    };
+    config.decoder[5] = Layer::conv_transpose2d(16, 1, 3, 2, 1, 0);
     let (layer, message) = model_error(config.check().unwrap_err());
     println!("{layer}: {message}");
     assert!(

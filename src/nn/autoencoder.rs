@@ -72,21 +72,8 @@ impl AutoencoderConfig {
         let [w1, w2] = widths;
         let s = size / 4;
         let flat = w2 * s * s;
-        let conv = |i, o| Layer::Conv2d {
-            in_channels: i,
-            out_channels: o,
-            kernel_size: 3,
-            stride: 2,
-            padding: 1,
-        };
-        let deconv = |i, o| Layer::ConvTranspose2d {
-            in_channels: i,
-            out_channels: o,
-            kernel_size: 3,
-            stride: 2,
-            padding: 1,
-            output_padding: 1,
-        };
+        let conv = |i, o| Layer::conv2d(i, o, 3, 2, 1);
+        let deconv = |i, o| Layer::conv_transpose2d(i, o, 3, 2, 1, 1);
         AutoencoderConfig {
             image: [channels, size, size],
             loss: PointLoss::Mse,
@@ -96,16 +83,10 @@ impl AutoencoderConfig {
                 conv(w1, w2),
                 Layer::ReLU,
                 Layer::Flatten,
-                Layer::Linear {
-                    in_features: flat,
-                    out_features: code,
-                },
+                Layer::linear(flat, code),
             ],
             decoder: vec![
-                Layer::Linear {
-                    in_features: code,
-                    out_features: flat,
-                },
+                Layer::linear(code, flat),
                 Layer::ReLU,
                 Layer::Unflatten {
                     dims: vec![w2, s, s],

@@ -7,34 +7,44 @@ use crate::shape::{ConvParams, Shape};
 use crate::spec::{Activation, PoolKind};
 use serde::{Deserialize, Serialize};
 
-/// One layer of a sequential model, with PyTorch's meaning and argument names. Square kernels,
-/// strides and paddings.
+/// One layer of a sequential model, with PyTorch's meaning, argument names and defaults. Sizes
+/// (kernels, strides, paddings, dilations) are an int or `[height, width]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Layer {
     Conv2d {
         in_channels: usize,
         out_channels: usize,
-        kernel_size: usize,
+        kernel_size: Size2,
         #[serde(default = "one")]
-        stride: usize,
+        stride: Size2,
         #[serde(default)]
-        padding: usize,
+        padding: Size2,
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        dilation: Size2,
+        #[serde(default = "yes", skip_serializing_if = "is_yes")]
+        bias: bool,
     },
     ConvTranspose2d {
         in_channels: usize,
         out_channels: usize,
-        kernel_size: usize,
+        kernel_size: Size2,
         #[serde(default = "one")]
-        stride: usize,
+        stride: Size2,
         #[serde(default)]
-        padding: usize,
+        padding: Size2,
         #[serde(default)]
-        output_padding: usize,
+        output_padding: Size2,
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        dilation: Size2,
+        #[serde(default = "yes", skip_serializing_if = "is_yes")]
+        bias: bool,
     },
     Linear {
         in_features: usize,
         out_features: usize,
+        #[serde(default = "yes", skip_serializing_if = "is_yes")]
+        bias: bool,
     },
     ReLU,
     LeakyReLU {
@@ -75,11 +85,32 @@ pub enum Layer {
     },
 }
 
-fn one() -> usize {
-    1
+fn one() -> Size2 {
+    Size2::Square(1)
+}
+fn is_one(s: &Size2) -> bool {
+    s.hw() == [1, 1]
+}
+fn yes() -> bool {
+    true
+}
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 fn nearest() -> String {
     "nearest".into()
+}
+
+/// `, dilation d` and `, bias false` where they differ from PyTorch's defaults.
+fn extras(dilation: Size2, bias: bool) -> String {
+    let mut s = String::new();
+    if !is_one(&dilation) {
+        s += &format!(", dilation {dilation}");
+    }
+    if !bias {
+        s += ", bias false";
+    }
+    s
 }
 
 /// A size PyTorch takes as an int or a pair: `3` or `[3, 5]` (height, width) in a config.
@@ -93,6 +124,12 @@ pub enum Size2 {
 impl Default for Size2 {
     fn default() -> Self {
         Size2::Square(0)
+    }
+}
+
+impl From<usize> for Size2 {
+    fn from(s: usize) -> Self {
+        Size2::Square(s)
     }
 }
 
@@ -129,43 +166,100 @@ pub struct ParamSpec {
 }
 
 impl Layer {
-    /// The layer's parameters (weight, then bias), named `{prefix}.weight` and `{prefix}.bias`.
+    /// `nn.Linear(in_features, out_features)`.
+    pub fn linear(in_features: usize, out_features: usize) -> Layer {
+        Layer::Linear {
+            in_features,
+            out_features,
+            bias: true,
+        }
+    }
+
+    /// `nn.Conv2d(i, o, kernel, stride, padding)`: square sizes, no dilation, a bias.
+    pub fn conv2d(i: usize, o: usize, kernel: usize, stride: usize, padding: usize) -> Layer {
+        Layer::Conv2d {
+            in_channels: i,
+            out_channels: o,
+            kernel_size: kernel.into(),
+            stride: stride.into(),
+            padding: padding.into(),
+            dilation: one(),
+            bias: true,
+        }
+    }
+
+    /// `nn.ConvTranspose2d(i, o, kernel, stride, padding, output_padding)`: square sizes, no
+    /// dilation, a bias.
+    pub fn conv_transpose2d(
+        i: usize,
+        o: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+    ) -> Layer {
+        Layer::ConvTranspose2d {
+            in_channels: i,
+            out_channels: o,
+            kernel_size: kernel.into(),
+            stride: stride.into(),
+            padding: padding.into(),
+            output_padding: output_padding.into(),
+            dilation: one(),
+            bias: true,
+        }
+    }
+
+    /// The layer's parameters (weight, then bias where it has one), named `{prefix}.weight` and
+    /// `{prefix}.bias`.
     pub fn params(&self, prefix: &str) -> Vec<ParamSpec> {
         // PyTorch's fan_in is weight.size(1) × the kernel area: `in` for Conv2d's
-        // [out, in, k, k] and Linear's [out, in], but `out` for ConvTranspose2d's [in, out, k, k].
-        // Saturating: sizes come from a config, and `Graph::param` refuses oversized weights.
-        let (weight, bias, fan_in): (Vec<usize>, usize, usize) = match *self {
+        // [out, in, kh, kw] and Linear's [out, in], but `out` for ConvTranspose2d's
+        // [in, out, kh, kw]. Saturating: sizes come from a config, and `Graph::param` refuses
+        // oversized weights.
+        let area = |k: Size2| k.hw()[0].saturating_mul(k.hw()[1]);
+        let (weight, out, fan_in, bias): (Vec<usize>, usize, usize, bool) = match *self {
             Layer::Conv2d {
                 in_channels: i,
                 out_channels: o,
                 kernel_size: k,
+                bias,
                 ..
-            } => (vec![o, i, k, k], o, i.saturating_mul(k).saturating_mul(k)),
+            } => {
+                let [kh, kw] = k.hw();
+                (vec![o, i, kh, kw], o, i.saturating_mul(area(k)), bias)
+            }
             Layer::ConvTranspose2d {
                 in_channels: i,
                 out_channels: o,
                 kernel_size: k,
+                bias,
                 ..
-            } => (vec![i, o, k, k], o, o.saturating_mul(k).saturating_mul(k)),
+            } => {
+                let [kh, kw] = k.hw();
+                (vec![i, o, kh, kw], o, o.saturating_mul(area(k)), bias)
+            }
             Layer::Linear {
                 in_features: i,
                 out_features: o,
-            } => (vec![o, i], o, i),
+                bias,
+            } => (vec![o, i], o, i, bias),
             _ => return Vec::new(),
         };
         let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
-        vec![
-            ParamSpec {
-                name: format!("{prefix}.weight"),
-                shape: Shape::new(weight),
-                bound,
-            },
-            ParamSpec {
+        let mut specs = vec![ParamSpec {
+            name: format!("{prefix}.weight"),
+            shape: Shape::new(weight),
+            bound,
+        }];
+        if bias {
+            specs.push(ParamSpec {
                 name: format!("{prefix}.bias"),
-                shape: Shape::new([bias]),
+                shape: Shape::new([out]),
                 bound,
-            },
-        ]
+            });
+        }
+        specs
     }
 
     /// A short description for messages: `Conv2d(1, 16, 3, stride 2, padding 1)`.
@@ -177,8 +271,11 @@ impl Layer {
                 kernel_size,
                 stride,
                 padding,
+                dilation,
+                bias,
             } => format!(
-                "Conv2d({in_channels}, {out_channels}, {kernel_size}, stride {stride}, padding {padding})"
+                "Conv2d({in_channels}, {out_channels}, {kernel_size}, stride {stride}, padding {padding}{})",
+                extras(*dilation, *bias)
             ),
             Layer::ConvTranspose2d {
                 in_channels,
@@ -187,13 +284,20 @@ impl Layer {
                 stride,
                 padding,
                 output_padding,
+                dilation,
+                bias,
             } => format!(
-                "ConvTranspose2d({in_channels}, {out_channels}, {kernel_size}, stride {stride}, padding {padding}, output_padding {output_padding})"
+                "ConvTranspose2d({in_channels}, {out_channels}, {kernel_size}, stride {stride}, padding {padding}, output_padding {output_padding}{})",
+                extras(*dilation, *bias)
             ),
             Layer::Linear {
                 in_features,
                 out_features,
-            } => format!("Linear({in_features}, {out_features})"),
+                bias,
+            } => format!(
+                "Linear({in_features}, {out_features}{})",
+                if *bias { "" } else { ", bias false" }
+            ),
             Layer::ReLU => "ReLU".into(),
             Layer::LeakyReLU { negative_slope } => format!("LeakyReLU({negative_slope})"),
             Layer::Sigmoid => "Sigmoid".into(),
@@ -232,28 +336,39 @@ impl Layer {
         for p in self.params(prefix) {
             params.push(g.param(&p.name, p.shape)?);
         }
-        let conv = |stride, padding, output_padding| ConvParams {
-            stride: [stride; 2],
-            padding: [padding; 2],
-            dilation: [1, 1],
-            output_padding: [output_padding; 2],
-        };
+        let conv =
+            |stride: Size2, padding: Size2, dilation: Size2, output_padding: Size2| ConvParams {
+                stride: stride.hw(),
+                padding: padding.hw(),
+                dilation: dilation.hw(),
+                output_padding: output_padding.hw(),
+            };
+        let bias = params.get(1).copied();
         match self {
             Layer::Conv2d {
-                stride, padding, ..
-            } => g.conv2d(x, params[0], Some(params[1]), conv(*stride, *padding, 0)),
+                stride,
+                padding,
+                dilation,
+                ..
+            } => g.conv2d(
+                x,
+                params[0],
+                bias,
+                conv(*stride, *padding, *dilation, 0.into()),
+            ),
             Layer::ConvTranspose2d {
                 stride,
                 padding,
                 output_padding,
+                dilation,
                 ..
             } => g.conv_transpose2d(
                 x,
                 params[0],
-                Some(params[1]),
-                conv(*stride, *padding, *output_padding),
+                bias,
+                conv(*stride, *padding, *dilation, *output_padding),
             ),
-            Layer::Linear { .. } => g.linear(x, params[0], Some(params[1])),
+            Layer::Linear { .. } => g.linear(x, params[0], bias),
             Layer::ReLU => Ok(g.activation(x, Activation::Relu)),
             Layer::LeakyReLU { negative_slope } => {
                 Ok(g.activation(x, Activation::LeakyRelu(*negative_slope)))
