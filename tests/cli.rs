@@ -681,3 +681,52 @@ fn example_configs_train_end_to_end() {
         ok(&[&classify[..], &["--batch", "4"], &cpu[..]].concat());
     }
 }
+
+/// `wgrad compare` on a tiny budget: the three runs, their table and the plot (CPU reference,
+/// ten labelled PNGs, one epoch each).
+#[test]
+fn compare_trains_three_classifiers_and_plots_them() {
+    let d = dir("compare");
+    let pngs = ten_pngs(&d);
+    let labelled = d.join("labelled");
+    for (i, f) in std::fs::read_dir(&pngs).unwrap().enumerate() {
+        let class = labelled.join(if i % 2 == 0 { "a" } else { "b" });
+        std::fs::create_dir_all(&class).unwrap();
+        let f = f.unwrap().path();
+        std::fs::copy(&f, class.join(f.file_name().unwrap())).unwrap();
+    }
+    let ckpt = d.join("ae.safetensors");
+    let ckpt = ckpt.to_str().unwrap();
+    ok(&["train", "--steps", "0", "--backend", "cpu", "--save", ckpt]);
+    let out = ok(&[
+        "compare",
+        "--ckpt",
+        ckpt,
+        "--data",
+        labelled.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch",
+        "4",
+        "--backend",
+        "cpu",
+    ]);
+    for row in [
+        "frozen encoder + head",
+        "encoder + head, jointly",
+        "same network from scratch",
+    ] {
+        assert!(out.contains(row), "{out}");
+    }
+    // The frozen run trains the head only (Linear 32→64, Linear 64→2); the other two train the
+    // encoder as well.
+    let params: Vec<usize> = out
+        .lines()
+        .filter(|l| l.contains('%') && !l.contains("chance"))
+        .map(|l| l.split_whitespace().last().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(params.len(), 3, "{out}");
+    assert_eq!(params[0], 32 * 64 + 64 + 64 * 2 + 2, "{out}");
+    assert!(params[1] > params[0] && params[1] == params[2], "{out}");
+    assert!(d.join("ae.compare.png").exists());
+}

@@ -46,7 +46,7 @@ pub struct ClassifyArgs {
     pub backend: BackendArg,
 }
 
-fn labels_of<'a>(d: &'a Dataset, role: &str) -> Result<&'a [u32]> {
+pub fn labels_of<'a>(d: &'a Dataset, role: &str) -> Result<&'a [u32]> {
     d.labels.as_deref().ok_or_else(|| {
         Error::data(
             &d.source,
@@ -55,7 +55,7 @@ fn labels_of<'a>(d: &'a Dataset, role: &str) -> Result<&'a [u32]> {
     })
 }
 
-fn load_all(spec: &str, c: usize, size: (usize, usize), seed: u64) -> Result<Dataset> {
+pub fn load_all(spec: &str, c: usize, size: (usize, usize), seed: u64) -> Result<Dataset> {
     match DataSpec::parse(spec)? {
         DataSpec::Builtin => Ok(DataSpec::Builtin.load(c, size, seed)?.test),
         DataSpec::Idx { images, labels } => load_idx(&images, labels.as_deref())?.adapt(c, size),

@@ -4,6 +4,7 @@ mod bench;
 mod check;
 mod classify;
 mod common;
+mod compare;
 mod devices;
 mod encode;
 mod profile;
@@ -35,6 +36,9 @@ pub enum Command {
     Reconstruct(reconstruct::ReconstructArgs),
     /// Train a classifier on the encoder's codes and report its test accuracy.
     Classify(classify::ClassifyArgs),
+    /// Frozen encoder vs joint training vs the same network from scratch, on one data split and
+    /// budget: test accuracy, training time, images/s, trainable parameters, and a plot.
+    Compare(compare::CompareArgs),
     /// Write the codes of a dataset to a safetensors file.
     Encode(encode::EncodeArgs),
     /// List every GPU adapter with backend, device type, driver, key limits and optional features.
@@ -57,6 +61,7 @@ pub fn run(cli: Cli) -> wgrad::Result<()> {
         Command::Train(a) => train::run(a, &o),
         Command::Reconstruct(a) => reconstruct::run(a, &o),
         Command::Classify(a) => classify::run(a, &o),
+        Command::Compare(a) => compare::run(a, &o),
         Command::Encode(a) => encode::run(a, &o),
         Command::Devices => devices::run(&o),
         Command::Check(args) => check::run(args, &o),

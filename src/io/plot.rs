@@ -1,4 +1,5 @@
-//! The loss log drawn as a PNG loss curve (the `plot` feature).
+//! Line plots as PNG (the `plot` feature): the loss log's loss curves, and any set of named
+//! curves ([`write_curves`], e.g. `wgrad compare`'s accuracy against training time).
 //!
 //! The plot's text uses Noto Sans Regular (Apache-2.0), embedded through the `ttf-noto-sans`
 //! crate and registered with plotters' `ab_glyph` backend, so plots render the same on a machine
@@ -58,29 +59,104 @@ impl LossLog {
             ys.fold(f64::NEG_INFINITY, f64::max),
         );
 
-        let (w, h) = PLOT_SIZE;
-        let mut pixels = vec![255u8; w as usize * h as usize * 3];
-        {
-            let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
-            let series = Series {
-                title,
-                train: &train,
-                test: &test,
-            };
-            let drawn = if lo > 0.0 && hi / lo >= 10.0 {
-                series.draw(
-                    &root,
-                    x,
-                    (lo / 1.25..hi * 1.25).log_scale(),
-                    "loss (log scale)",
-                )
-            } else {
-                series.draw(&root, x, padded(lo, hi), "loss")
-            };
-            drawn.map_err(|e| Error::invalid(&op, format!("drawing: {e}")))?;
+        let mut curves = vec![Curve {
+            name: "train".into(),
+            points: train,
+            markers: false,
+        }];
+        if !test.is_empty() {
+            // Held-out loss is measured rarely (once per epoch): mark each point.
+            curves.push(Curve {
+                name: "held-out".into(),
+                points: test,
+                markers: true,
+            });
         }
-        write_png(path, w, h, false, &pixels)
+        let series = Series {
+            title,
+            x_desc: "step",
+            curves: &curves,
+            legend: SeriesLabelPosition::UpperRight,
+        };
+        let log = lo > 0.0 && hi / lo >= 10.0;
+        render(path, &op, |root| {
+            if log {
+                series.draw(root, x, (lo / 1.25..hi * 1.25).log_scale(), "loss (log scale)")
+            } else {
+                series.draw(root, x, padded(lo, hi), "loss")
+            }
+        })
     }
+}
+
+/// One named line of a plot.
+#[derive(Clone, Debug)]
+pub struct Curve {
+    pub name: String,
+    /// `(x, y)` in drawing order; non-finite points are left out.
+    pub points: Vec<(f64, f64)>,
+    /// Whether each point gets a dot (for sparse measurements).
+    pub markers: bool,
+}
+
+/// Draws `curves` against linear axes as a [`PLOT_SIZE`] PNG at `path` (atomically), with axis
+/// labels and a legend at the lower right (for curves that rise). No finite point is an error.
+pub fn write_curves(
+    path: impl AsRef<Path>,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    curves: &[Curve],
+) -> Result<()> {
+    let path = path.as_ref();
+    let op = format!("plot {}", path.display());
+    let curves: Vec<Curve> = curves
+        .iter()
+        .map(|c| Curve {
+            points: c
+                .points
+                .iter()
+                .copied()
+                .filter(|p| p.0.is_finite() && p.1.is_finite())
+                .collect(),
+            ..c.clone()
+        })
+        .collect();
+    let all = || curves.iter().flat_map(|c| c.points.iter());
+    if all().next().is_none() {
+        return Err(Error::invalid(&op, "no finite point: nothing to plot"));
+    }
+    register_font().map_err(|e| Error::invalid(&op, e))?;
+    let range = |f: fn(&(f64, f64)) -> f64| {
+        let v = all().map(f);
+        padded(
+            v.clone().fold(f64::INFINITY, f64::min),
+            v.fold(f64::NEG_INFINITY, f64::max),
+        )
+    };
+    let (x, y) = (range(|p| p.0), range(|p| p.1));
+    let series = Series {
+        title,
+        x_desc,
+        curves: &curves,
+        legend: SeriesLabelPosition::LowerRight,
+    };
+    render(path, &op, |root| series.draw(root, x.clone(), y.clone(), y_desc))
+}
+
+/// Draws with `draw` into a [`PLOT_SIZE`] bitmap and writes it to `path` as a PNG.
+fn render(
+    path: &Path,
+    op: &str,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
+    let (w, h) = PLOT_SIZE;
+    let mut pixels = vec![255u8; w as usize * h as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+        draw(&root).map_err(|e| Error::invalid(op, format!("drawing: {e}")))?;
+    }
+    write_png(path, w, h, false, &pixels)
 }
 
 /// `lo..hi` widened by 5% on each side (to a unit range around a single value, and to `0..1`
@@ -137,9 +213,19 @@ fn register_font() -> std::result::Result<(), &'static str> {
 /// What one plot shows.
 struct Series<'a> {
     title: &'a str,
-    train: &'a [(f64, f64)],
-    test: &'a [(f64, f64)],
+    x_desc: &'a str,
+    curves: &'a [Curve],
+    /// Where the legend goes: away from where the curves end (losses fall, accuracies rise).
+    legend: SeriesLabelPosition,
 }
+
+/// Line colours, in order (matplotlib's first four).
+const COLOURS: [RGBColor; 4] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+];
 
 impl Series<'_> {
     /// Draws on `root` with x range `x` and y axis `y` (linear or log): generic because the two
@@ -157,8 +243,6 @@ impl Series<'_> {
     {
         let err = |e: &dyn std::fmt::Display| e.to_string();
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        let train_colour = RGBColor(31, 119, 180);
-        let test_colour = RGBColor(214, 39, 40);
         let mut chart = ChartBuilder::on(root)
             .caption(self.title, ("sans-serif", 24))
             .margin(16)
@@ -168,7 +252,7 @@ impl Series<'_> {
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
-            .x_desc("step")
+            .x_desc(self.x_desc)
             .y_desc(y_desc)
             .x_label_formatter(&|v| tick_label(*v))
             .y_label_formatter(&|v| tick_label(*v))
@@ -178,39 +262,32 @@ impl Series<'_> {
             .axis_desc_style(("sans-serif", 17))
             .draw()
             .map_err(|e| err(&e))?;
-        chart
-            .draw_series(LineSeries::new(
-                self.train.iter().copied(),
-                train_colour.stroke_width(2),
-            ))
-            .map_err(|e| err(&e))?
-            .label("train")
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], train_colour.stroke_width(2))
-            });
-        if !self.test.is_empty() {
+        for (i, curve) in self.curves.iter().enumerate() {
+            let colour = COLOURS[i % COLOURS.len()];
             chart
                 .draw_series(LineSeries::new(
-                    self.test.iter().copied(),
-                    test_colour.stroke_width(2),
+                    curve.points.iter().copied(),
+                    colour.stroke_width(2),
                 ))
                 .map_err(|e| err(&e))?
-                .label("held-out")
+                .label(curve.name.as_str())
                 .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 24, y)], test_colour.stroke_width(2))
+                    PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2))
                 });
-            // Held-out loss is measured rarely (once per epoch): mark each point.
-            chart
-                .draw_series(
-                    self.test
-                        .iter()
-                        .map(|&p| Circle::new(p, 4, test_colour.filled())),
-                )
-                .map_err(|e| err(&e))?;
+            if curve.markers {
+                chart
+                    .draw_series(
+                        curve
+                            .points
+                            .iter()
+                            .map(|&p| Circle::new(p, 4, colour.filled())),
+                    )
+                    .map_err(|e| err(&e))?;
+            }
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(self.legend.clone())
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 15))
