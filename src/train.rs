@@ -11,7 +11,7 @@
 //! recorded into a host's command encoder ([`Trainer::record_step`]).
 
 use crate::error::{Error, Result};
-use crate::exec::{BySize, Device, Program, ProgramSpec, Recorded, Session, State};
+use crate::exec::{BySize, Device, Feed, Program, ProgramSpec, Recorded, Session, State};
 use crate::gpu::GpuTensor;
 use crate::graph::{Graph, MemoryPlan, NodeId, backward, fuse_activations};
 use crate::images::Images;
@@ -23,19 +23,37 @@ const OTHER_STEP_SIZES: usize = 2;
 /// Evaluation programs kept (by batch size).
 const EVAL_SIZES: usize = 3;
 
-/// The training graph of `config` at `batch` images: `(graph, images input, loss, gradients)`.
+/// The training graph of an autoencoder at one batch size, and the nodes a step feeds and reads.
+pub struct TrainingGraph {
+    pub graph: Graph,
+    /// The images (`[batch, C, H, W]`).
+    pub input: NodeId,
+    /// The step a denoising autoencoder's noise is drawn for (a u32 `[1]` to feed every run).
+    pub noise_step: Option<NodeId>,
+    pub loss: NodeId,
+    pub grads: crate::graph::Gradients,
+}
+
+/// The training graph of `config` at `batch` images.
 pub fn training_graph(
     config: &AutoencoderConfig,
     batch: usize,
     frozen: &dyn Fn(&str) -> bool,
-) -> Result<(Graph, NodeId, NodeId, crate::graph::Gradients)> {
+) -> Result<TrainingGraph> {
     let mut g = Graph::new();
-    let n = config.forward(&mut g, batch)?;
+    let n = config.training_forward(&mut g, batch)?;
     g.set_layer(format!("loss ({})", config.loss.torch_name()));
+    // The target is the clean images, also under input noise.
     let loss = g.point_loss(config.loss, n.prediction, n.input)?;
     fuse_activations(&mut g, &[]);
     let grads = backward(&mut g, loss, frozen)?;
-    Ok((g, n.input, loss, grads))
+    Ok(TrainingGraph {
+        graph: g,
+        input: n.input,
+        noise_step: n.noise_step,
+        loss,
+        grads,
+    })
 }
 
 fn inference_only() -> Error {
@@ -49,7 +67,20 @@ fn inference_only() -> Error {
 struct StepProgram {
     program: Program,
     input: NodeId,
+    noise_step: Option<NodeId>,
     loss: NodeId,
+}
+
+impl StepProgram {
+    /// The feeds of one step: the images, and the step's number where noise is drawn for it
+    /// (`counter` holds it; the session's step count, so a resumed run draws the same noise).
+    fn feeds<'a>(&self, images: Feed<'a>, counter: &'a [u32; 1]) -> Vec<(NodeId, Feed<'a>)> {
+        let mut f = vec![(self.input, images)];
+        if let Some(s) = self.noise_step {
+            f.push((s, Feed::Labels(counter)));
+        }
+        f
+    }
 }
 
 /// A forward-only program at one batch size: images in, loss / reconstruction / code out.
@@ -211,15 +242,16 @@ impl Trainer {
         let images = images.into();
         let train = self.train.as_mut().ok_or_else(inference_only)?;
         let n = images.batch("step", self.config.image, self.batch)?;
+        let counter = [self.session.step_count() as u32];
         if n == self.batch {
-            let feeds = [(train.input, images.feed())];
+            let feeds = train.feeds(images.feed(), &counter);
             self.session.step_async(&mut train.program, &feeds).await?;
         } else {
             let mut p = match self.other.take(n) {
                 Some(p) => p,
                 None => compile_step(&self.session, &self.config, n, true).await?,
             };
-            let feeds = [(p.input, images.feed())];
+            let feeds = p.feeds(images.feed(), &counter);
             let r = self.session.step_async(&mut p.program, &feeds).await;
             self.keep_other(n, p).await?;
             r?;
@@ -264,7 +296,8 @@ impl Trainer {
                 ),
             ));
         }
-        let feeds = [(train.input, images.feed())];
+        let counter = [self.session.step_count() as u32];
+        let feeds = train.feeds(images.feed(), &counter);
         let r = self
             .session
             .record_step(&mut train.program, &feeds, encoder)?;
@@ -294,7 +327,8 @@ impl Trainer {
         let images = images.into();
         let train = self.train.as_mut().ok_or_else(inference_only)?;
         images.batch("profile", self.config.image, self.batch)?;
-        let feeds = [(train.input, images.feed())];
+        let counter = [self.session.step_count() as u32];
+        let feeds = train.feeds(images.feed(), &counter);
         let p = self
             .session
             .profile_async(&mut train.program, &feeds, true)
@@ -539,12 +573,13 @@ async fn compile_step(
     batch: usize,
     occasional: bool,
 ) -> Result<StepProgram> {
-    let (graph, input, loss, grads) = training_graph(config, batch, &|_| false)?;
-    let spec = ProgramSpec::training(loss, grads, occasional);
-    let program = session.compile_async(graph, spec).await?;
+    let t = training_graph(config, batch, &|_| false)?;
+    let spec = ProgramSpec::training(t.loss, t.grads, occasional);
+    let program = session.compile_async(t.graph, spec).await?;
     Ok(StepProgram {
         program,
-        input,
-        loss,
+        input: t.input,
+        noise_step: t.noise_step,
+        loss: t.loss,
     })
 }

@@ -503,7 +503,12 @@ fn resume(path: &Path) {
 /// (an edited config may ask for gigabytes: that is an allocation, not parsing, and
 /// `Error::OutOfMemory` covers it on GPUs) or building it is an error.
 fn small_trainer(config: &AutoencoderConfig, params: Vec<(String, Tensor)>) -> Option<Trainer> {
-    let (g, _, loss, grads) = training_graph(config, 2, &|_| false).ok()?;
+    let wgrad::train::TrainingGraph {
+        graph: g,
+        loss,
+        grads,
+        ..
+    } = training_graph(config, 2, &|_| false).ok()?;
     let grad_nodes: Vec<_> = grads.params.iter().map(|p| p.2).collect();
     if MemoryPlan::new(&g, &[loss], &grad_nodes).naive_bytes > 16 << 20 {
         return None;

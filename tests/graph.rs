@@ -276,7 +276,13 @@ fn frozen_parameters_keep_their_bits_and_get_no_gradient() {
     let config = AutoencoderConfig::default();
     let params = init_params(&config.params(), 1);
     let frozen = |n: &str| n.starts_with("encoder.");
-    let (graph, input, loss, grads) = training_graph(&config, 4, &frozen).unwrap();
+    let wgrad::train::TrainingGraph {
+        graph,
+        input,
+        loss,
+        grads,
+        ..
+    } = training_graph(&config, 4, &frozen).unwrap();
     let names: Vec<&str> = grads.params.iter().map(|p| p.0.as_str()).collect();
     assert_eq!(
         names,
@@ -339,7 +345,9 @@ fn frozen_encoder_computes_fewer_kernels() {
     let config = AutoencoderConfig::default();
     let params = init_params(&config.params(), 1);
     let count = |frozen: &dyn Fn(&str) -> bool| {
-        let (graph, _, loss, grads) = training_graph(&config, 2, frozen).unwrap();
+        let wgrad::train::TrainingGraph {
+            graph, loss, grads, ..
+        } = training_graph(&config, 2, frozen).unwrap();
         let s = Session::new(Device::Cpu, params.clone(), frozen, None).unwrap();
         s.compile(
             graph,
@@ -425,7 +433,9 @@ fn configs_round_trip_through_toml() {
 #[test]
 fn default_preset_memory_plan_at_batch_64() {
     let config = AutoencoderConfig::default();
-    let (graph, _, loss, grads) = training_graph(&config, 64, &|_| false).unwrap();
+    let wgrad::train::TrainingGraph {
+        graph, loss, grads, ..
+    } = training_graph(&config, 64, &|_| false).unwrap();
     let grad_nodes: Vec<NodeId> = grads.params.iter().map(|p| p.2).collect();
     let plan = MemoryPlan::new(&graph, &[loss], &grad_nodes);
     let (peak, naive) = (plan.peak_bytes(), plan.naive_bytes);
@@ -457,7 +467,9 @@ fn no_two_live_tensors_share_a_pool_buffer() {
     use wgrad::graph::Storage;
     for batch in [1, 3, 64] {
         let config = AutoencoderConfig::default();
-        let (graph, _, loss, grads) = training_graph(&config, batch, &|_| false).unwrap();
+        let wgrad::train::TrainingGraph {
+            graph, loss, grads, ..
+        } = training_graph(&config, batch, &|_| false).unwrap();
         let grad_nodes: Vec<NodeId> = grads.params.iter().map(|p| p.2).collect();
         let plan = MemoryPlan::new(&graph, &[loss], &grad_nodes);
         // Live range of each pool tensor: from the node that writes it to the last node that
@@ -671,4 +683,55 @@ fn every_reconstruction_loss_trains() {
     };
     let (_, message) = model_error(double_sigmoid.check().unwrap_err());
     assert!(message.contains("bce_with_logits"), "{message}");
+}
+
+/// A denoising autoencoder draws its noise from the step: a trainer resumed from step 2 takes
+/// step 3 to the same loss, to the bit, as one that never stopped (CPU reference); the noise is
+/// really there (the first step's loss differs from a plain autoencoder's); a bad std is refused.
+#[test]
+fn denoising_noise_follows_the_step() {
+    use wgrad::nn::Noise;
+    use wgrad::train::Trainer;
+    let noisy = AutoencoderConfig {
+        noise: Some(Noise { std: 0.3, seed: 4 }),
+        ..AutoencoderConfig::default()
+    };
+    assert_eq!(
+        AutoencoderConfig::from_toml(&noisy.to_toml(), "test").unwrap(),
+        noisy
+    );
+    let adam = Optimizer::Adam(wgrad::AdamConfig::adam());
+    let x = Tensor::uniform([2, 1, 28, 28], 0.0, 1.0, 6);
+    let losses = |t: &mut Trainer| -> Vec<u32> {
+        t.flush_losses()
+            .unwrap()
+            .iter()
+            .map(|l| l.1.to_bits())
+            .collect()
+    };
+    let mut whole = Trainer::new(Device::Cpu, noisy.clone(), 2, adam, 1).unwrap();
+    for _ in 0..3 {
+        whole.step(&x).unwrap();
+    }
+    let whole = losses(&mut whole);
+    let mut first = Trainer::new(Device::Cpu, noisy.clone(), 2, adam, 1).unwrap();
+    first.step(&x).unwrap();
+    first.step(&x).unwrap();
+    let state = first.state().unwrap();
+    let mut resumed = Trainer::new(Device::Cpu, noisy.clone(), 2, adam, 1).unwrap();
+    resumed.load_state(&state).unwrap();
+    resumed.step(&x).unwrap();
+    assert_eq!(losses(&mut resumed), whole[2..], "step 3 after a resume");
+    let mut plain = Trainer::new(Device::Cpu, AutoencoderConfig::default(), 2, adam, 1).unwrap();
+    plain.step(&x).unwrap();
+    assert_ne!(losses(&mut plain)[0], whole[0], "no noise was added");
+    let bad = AutoencoderConfig {
+        noise: Some(Noise {
+            std: f32::NAN,
+            seed: 0,
+        }),
+        ..AutoencoderConfig::default()
+    };
+    let e = bad.check().unwrap_err().to_string();
+    assert!(e.contains("gaussian_noise") && e.contains("std"), "{e}");
 }

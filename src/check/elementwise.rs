@@ -7,7 +7,9 @@ use super::{Case, data, expect, nans, read_all};
 use crate::compare::Tolerance;
 use crate::cpu;
 use crate::error::Result;
-use crate::gpu::kernels::{im2col as gi, loss as gl, pointwise as gp, pool as gpool, reduce as gr};
+use crate::gpu::kernels::{
+    im2col as gi, loss as gl, noise as gnoise, pointwise as gp, pool as gpool, reduce as gr,
+};
 use crate::gpu::{GpuContext, GpuTensor, Launch};
 use crate::shape::{ConvGeometry, ConvParams, Shape, conv_transpose2d_geometry, conv2d_geometry};
 use crate::spec::{PointLoss, PoolKind, PoolSpec, ReduceSpec};
@@ -416,6 +418,40 @@ fn cross_entropy_case() -> Case {
     )
 }
 
+/// The denoising input noise: a u32 step input, so a case of its own. Box–Muller's sqrt(−2 ln u)
+/// magnifies f32's log error near u = 1, hence the wider tolerance (see tests/gpu/noise.rs).
+fn noise_case() -> Case {
+    let x = Tensor::uniform([4, 1, 28, 28], 0.0, 1.0, 15);
+    let (std, seed, step) = (0.3f32, 3u32, 17u32);
+    let d = format!("{} std {std} seed {seed} step {step}", x.shape);
+    let (rx, rd) = (x.clone(), d.clone());
+    let tol = Tolerance {
+        atol: 2e-3,
+        rtol: 1e-4,
+    };
+    Case::new(
+        "gaussian_noise",
+        d,
+        move || {
+            let y = cpu::noise::gaussian_noise(&rx, std, seed, step)?;
+            Ok(vec![expect("gaussian_noise", &rd, y.data, tol)])
+        },
+        move |ctx| {
+            let built = (|| -> Result<GpuTensor> {
+                let gx = ctx.upload("x", &x)?;
+                let counter = ctx.upload_labels("step", &[step])?;
+                let y = nans(&ctx, "y", x.shape.clone())?;
+                ctx.run(&[&gnoise::gaussian_noise(&ctx, std, seed, &gx, &counter, &y)?])?;
+                Ok(y)
+            })();
+            async move {
+                let y = built?;
+                read_all(&ctx, &[&y]).await
+            }
+        },
+    )
+}
+
 /// Every case of this file; a geometry that fails to build is a bug in the catalogue, reported
 /// as a failing case rather than a panic.
 pub(super) fn cases() -> Vec<Case> {
@@ -433,5 +469,6 @@ pub(super) fn cases() -> Vec<Case> {
     }
     v.extend(point_loss_cases());
     v.push(cross_entropy_case());
+    v.push(noise_case());
     v
 }

@@ -118,7 +118,12 @@ fn run_one(
     )?;
     let code = s.config.code_shape()?.numel();
     let head_params = numel(&head(code, s.classes, s.hidden).params());
-    let trainable = head_params + if joint { numel(&s.config.encoder().params()) } else { 0 };
+    let trainable = head_params
+        + if joint {
+            numel(&s.config.encoder().params())
+        } else {
+            0
+        };
     let order = BatchOrder::new(s.train.len(), s.batch, true, s.seed)?;
     let per_epoch = order.batches_per_epoch() as u64;
     let mut curve = vec![(0.0, accuracy(&mut clf, s)?)];
@@ -229,7 +234,13 @@ pub fn run(args: CompareArgs, engine: &wgrad::Options) -> Result<()> {
         })
         .collect();
     let title = format!("test accuracy against training time ({adapter})");
-    write_curves(&plot, &title, "training time (s)", "test accuracy (%)", &curves)?;
+    write_curves(
+        &plot,
+        &title,
+        "training time (s)",
+        "test accuracy (%)",
+        &curves,
+    )?;
     println!("wrote {}", plot.display());
     Ok(())
 }

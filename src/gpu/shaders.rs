@@ -50,6 +50,7 @@ macro_rules! tree_shader {
 
 shader!(MATMUL, "matmul.wgsl");
 shader!(IM2COL, "im2col.wgsl");
+shader!(NOISE, "noise.wgsl");
 shader!(POINTWISE, "pointwise.wgsl");
 shader!(POOL, "pool.wgsl");
 tree_shader!(REDUCE, REDUCE_SUBGROUPS, "reduce.wgsl");
@@ -61,6 +62,7 @@ shader!(HEALTH, "health.wgsl");
 pub const ALL: &[ShaderFile] = &[
     MATMUL,
     IM2COL,
+    NOISE,
     POINTWISE,
     POOL,
     REDUCE,

@@ -177,6 +177,12 @@ impl Autodiff<'_> {
                     self.give(x(1), db);
                 }
             }
+            // Noise goes on fed images, which never want a gradient.
+            Op::Noise { .. } => {
+                if self.wants(x(0)) {
+                    return Err(self.unsupported(id));
+                }
+            }
             Op::Pool(spec) => {
                 let dx = self.g.pool_grad(*spec, x(0), dy);
                 self.give(x(0), dx);

@@ -239,6 +239,28 @@ impl Graph {
         Ok(self.add_node(Op::Pool(spec), vec![x], spec.out_shape()))
     }
 
+    /// `clamp(x + std·z, 0, 1)` with standard normal `z` drawn from (`seed`, the fed u32 `step`,
+    /// element): a denoising autoencoder's noisy input.
+    pub fn gaussian_noise(
+        &mut self,
+        x: NodeId,
+        step: NodeId,
+        std: f32,
+        seed: u32,
+    ) -> Result<NodeId> {
+        if !(std.is_finite() && std >= 0.0) {
+            return Err(self.fail(
+                "gaussian_noise",
+                format!("std {std} must be finite and ≥ 0"),
+            ));
+        }
+        if !matches!(self.node(step).op, Op::Labels) || self.shape(step).numel() != 1 {
+            return Err(self.fail("gaussian_noise", "step must be a u32 input of one element"));
+        }
+        let shape = self.shape(x).clone();
+        Ok(self.add_node(Op::Noise { std, seed }, vec![x, step], shape))
+    }
+
     /// Nearest upsampling of NCHW `x` by integer factors `scale` (`nn.Upsample`).
     pub fn upsample(&mut self, x: NodeId, scale: [usize; 2]) -> Result<NodeId> {
         let spec = PoolSpec::upsample(self.shape(x), scale).map_err(|e| self.in_layer(e))?;

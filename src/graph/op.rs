@@ -33,6 +33,9 @@ pub enum Op {
     Pool(PoolSpec),
     /// `[x, dy] → dx` for a max pool (its argmax is recomputed from x), `[dy] → dx` otherwise.
     PoolGrad(PoolSpec),
+    /// `[x, step] → clamp(x + std·z, 0, 1)`, `z` standard normal draws of (seed, step, element):
+    /// a denoising autoencoder's noisy input. `step` is a fed u32 `[1]`.
+    Noise { std: f32, seed: u32 },
     /// `[x] → act(x)`, elementwise.
     Activation(Activation),
     /// `[v, dy] → dx`, the activation's gradient: `v` is the activation's input for ReLU and
@@ -67,6 +70,7 @@ impl Op {
             Op::Matmul(_) => "matmul",
             Op::Pool(s) => s.kind.entry(),
             Op::PoolGrad(s) => s.kind.backward_entry(),
+            Op::Noise { .. } => "gaussian_noise",
             Op::Activation(_) => "activation",
             Op::ActivationGrad(_) => "activation_grad",
             Op::Add => "add",

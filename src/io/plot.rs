@@ -81,7 +81,12 @@ impl LossLog {
         let log = lo > 0.0 && hi / lo >= 10.0;
         render(path, &op, |root| {
             if log {
-                series.draw(root, x, (lo / 1.25..hi * 1.25).log_scale(), "loss (log scale)")
+                series.draw(
+                    root,
+                    x,
+                    (lo / 1.25..hi * 1.25).log_scale(),
+                    "loss (log scale)",
+                )
             } else {
                 series.draw(root, x, padded(lo, hi), "loss")
             }
@@ -141,7 +146,9 @@ pub fn write_curves(
         curves: &curves,
         legend: SeriesLabelPosition::LowerRight,
     };
-    render(path, &op, |root| series.draw(root, x.clone(), y.clone(), y_desc))
+    render(path, &op, |root| {
+        series.draw(root, x.clone(), y.clone(), y_desc)
+    })
 }
 
 /// Draws with `draw` into a [`PLOT_SIZE`] bitmap and writes it to `path` as a PNG.

@@ -20,14 +20,31 @@ pub struct AutoencoderConfig {
     /// through a sigmoid).
     #[serde(default)]
     pub loss: PointLoss,
+    /// A denoising autoencoder: Gaussian noise added to the images on the device while training
+    /// (the loss still compares with the clean images). `None`: a plain autoencoder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<Noise>,
     pub encoder: Vec<Layer>,
     pub decoder: Vec<Layer>,
+}
+
+/// The training-time input noise of a denoising autoencoder: `clamp(x + std·z, 0, 1)` with
+/// `z ~ N(0, 1)` drawn on the device from (`seed`, step, element), so a resumed run draws the
+/// same noise (`torch.clamp(x + std * torch.randn_like(x), 0, 1)` in PyTorch).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Noise {
+    pub std: f32,
+    #[serde(default)]
+    pub seed: u32,
 }
 
 /// The two halves as PyTorch would hold them, plus the nodes of one forward pass.
 #[derive(Clone, Debug)]
 pub struct AutoencoderNodes {
     pub input: NodeId,
+    /// The training step the noise is drawn for (a fed u32 `[1]`), where the pass adds noise.
+    pub noise_step: Option<NodeId>,
     pub code: NodeId,
     /// What the loss compares with the images: the decoder's output.
     pub prediction: NodeId,
@@ -77,6 +94,7 @@ impl AutoencoderConfig {
         AutoencoderConfig {
             image: [channels, size, size],
             loss: PointLoss::Mse,
+            noise: None,
             encoder: vec![
                 conv(channels, w1),
                 Layer::ReLU,
@@ -113,11 +131,28 @@ impl AutoencoderConfig {
         p
     }
 
-    /// Adds the forward pass for a batch of `batch` images to `g`.
+    /// Adds the forward pass for a batch of `batch` images to `g`, on clean images (evaluation).
     pub fn forward(&self, g: &mut Graph, batch: usize) -> Result<AutoencoderNodes> {
+        self.pass(g, batch, false)
+    }
+
+    /// The forward pass a training step takes: with the config's input noise, if any.
+    pub fn training_forward(&self, g: &mut Graph, batch: usize) -> Result<AutoencoderNodes> {
+        self.pass(g, batch, true)
+    }
+
+    fn pass(&self, g: &mut Graph, batch: usize, training: bool) -> Result<AutoencoderNodes> {
         let [c, h, w] = self.image;
         let input = g.input("images", [batch, c, h, w])?;
-        let code = self.encoder().forward(g, input)?;
+        let (noisy, noise_step) = match self.noise {
+            Some(n) if training => {
+                g.set_layer(format!("input noise (std {})", n.std));
+                let step = g.labels("noise step", 1)?;
+                (g.gaussian_noise(input, step, n.std, n.seed)?, Some(step))
+            }
+            _ => (input, None),
+        };
+        let code = self.encoder().forward(g, noisy)?;
         let prediction = self.decoder().forward(g, code)?;
         let (got, want) = (g.shape(prediction).clone(), g.shape(input).clone());
         let last = self.decoder.len().saturating_sub(1);
@@ -155,6 +190,7 @@ impl AutoencoderConfig {
         };
         Ok(AutoencoderNodes {
             input,
+            noise_step,
             code,
             prediction,
             reconstruction,
@@ -176,7 +212,7 @@ impl AutoencoderConfig {
                 format!("image shape {:?} has a zero", self.image),
             ));
         }
-        self.forward(&mut Graph::new(), 1).map(|_| ())
+        self.training_forward(&mut Graph::new(), 1).map(|_| ())
     }
 
     /// Parses a TOML config (see README), checking it.

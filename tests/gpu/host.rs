@@ -347,7 +347,9 @@ fn smaller_batches_train_and_match_the_cpu() {
 fn a_program_refuses_a_session_that_did_not_compile_it() {
     let config = AutoencoderConfig::default();
     let params = wgrad::nn::init_params(&config.params(), 1);
-    let (graph, input, loss, _) = wgrad::train::training_graph(&config, 2, &|_| false).unwrap();
+    let wgrad::train::TrainingGraph {
+        graph, input, loss, ..
+    } = wgrad::train::training_graph(&config, 2, &|_| false).unwrap();
     let spec = ProgramSpec {
         loss: Some(loss),
         ..Default::default()

@@ -15,6 +15,7 @@ mod loss;
 mod matmul;
 mod matmul_tiled;
 mod nan;
+mod noise;
 mod optim;
 mod pointwise;
 mod pool;

@@ -30,6 +30,9 @@ pub(crate) fn eval(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
             let bias = inputs.get(2).map_or(&[][..], |b| &b.data[..]);
             shaped(cpu::matmul::matmul(spec, &x(0).data, &x(1).data, bias)?)
         }
+        Op::Noise { std, seed } => {
+            cpu::noise::gaussian_noise(x(0), *std, *seed, labels_of(x(1))[0])
+        }
         Op::Pool(s) => cpu::pool::forward(s, x(0)),
         // dy comes last; x (first) only for a max pool, which alone reads it.
         Op::PoolGrad(s) => cpu::pool::backward(s, x(0), x(inputs.len() - 1)),

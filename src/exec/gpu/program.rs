@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::exec::program::ProgramInfo;
 use crate::exec::state::ParamEntry;
 use crate::gpu::cpu_driver::tier::{self, TierUp};
-use crate::gpu::kernels::{im2col, loss, matmul, pointwise, pool};
+use crate::gpu::kernels::{im2col, loss, matmul, noise, pointwise, pool};
 use crate::gpu::{GpuContext, GpuTensor, Launch, tune};
 use crate::graph::{NodeId, Op, Storage};
 use crate::spec::Activation;
@@ -165,6 +165,7 @@ fn launch(ctx: &GpuContext, op: &Op, ins: &[&GpuTensor], out: &GpuTensor) -> Res
             Some(b) => im2col::col2im_bias(ctx, g, x(0), b, out),
             None => im2col::col2im(ctx, g, x(0), out),
         },
+        Op::Noise { std, seed } => noise::gaussian_noise(ctx, *std, *seed, x(0), x(1), out),
         Op::Pool(s) => pool::forward(ctx, s, x(0), out),
         // dy comes last; x (first) only for a max pool, which alone reads it.
         Op::PoolGrad(s) => pool::backward(ctx, s, x(0), x(ins.len() - 1), out),

@@ -8,6 +8,7 @@ pub mod health;
 pub mod im2col;
 pub mod loss;
 pub mod matmul;
+pub mod noise;
 pub mod optim;
 pub mod pointwise;
 pub mod pool;

@@ -1,0 +1,46 @@
+// Gaussian noise for a denoising autoencoder's input: y = clamp(x + std·z, 0, 1) with z drawn
+// from N(0, 1) by a counter-based generator, so that the noise of element i at training step
+// `step` is a function of (seed, step, i) alone: the same on every adapter and in the CPU twin
+// (cpu::noise), and the same again when a run resumes. PyTorch's equivalent is
+// torch.clamp(x + std * torch.randn_like(x), 0, 1) (with its own generator's numbers).
+//
+// One invocation per element; the launcher folds a linear workgroup count into (x, y).
+// Bindings: 1 = x, 2 = counter (the step, u32 [1], written before each run), 3 = y.
+
+struct Params {
+    n: u32,
+    sigma: f32, // the noise's standard deviation
+    seed: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> counter: array<u32>; // the training step
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+const WG: u32 = 256u;
+
+// PCG's output permutation as a hash (Jarzynski & Olano, "Hash Functions for GPU Rendering").
+fn pcg(v: u32) -> u32 {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+// Box–Muller from two 24-bit uniforms: u1 in (0, 1] (no log of 0), u2 in [0, 1).
+fn normal(i: u32) -> f32 {
+    let h1 = pcg(pcg(pcg(p.seed) ^ counter[0]) ^ i);
+    let h2 = pcg(h1);
+    let u1 = f32((h1 >> 8u) + 1u) / 16777216.0;
+    let u2 = f32(h2 >> 8u) / 16777216.0;
+    return sqrt(-2.0 * log(u1)) * cos(6.28318530717958647 * u2);
+}
+
+@compute @workgroup_size(WG)
+fn gaussian_noise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    if i >= p.n { return; }
+    y[i] = clamp(x[i] + p.sigma * normal(i), 0.0, 1.0);
+}

@@ -1,0 +1,72 @@
+//! CPU twin of shaders/noise.wgsl: the same counter-based generator (integer hashes, so the
+//! same draws), Box–Muller in f64.
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// PCG's output permutation as a hash, as noise.wgsl has it.
+pub fn pcg(v: u32) -> u32 {
+    let state = v.wrapping_mul(747796405).wrapping_add(2891336453);
+    let word = ((state >> ((state >> 28) + 4)) ^ state).wrapping_mul(277803737);
+    (word >> 22) ^ word
+}
+
+/// The standard normal draw of element `i` at `step` for `seed`.
+pub fn normal(seed: u32, step: u32, i: u32) -> f64 {
+    let h1 = pcg(pcg(pcg(seed) ^ step) ^ i);
+    let h2 = pcg(h1);
+    let u1 = ((h1 >> 8) + 1) as f64 / 16777216.0;
+    let u2 = (h2 >> 8) as f64 / 16777216.0;
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// `y = clamp(x + std·z, 0, 1)`, `z` the draws of `step`.
+pub fn gaussian_noise(x: &Tensor, std: f32, seed: u32, step: u32) -> Result<Tensor> {
+    if !(std.is_finite() && std >= 0.0) {
+        return Err(Error::invalid(
+            "gaussian_noise",
+            format!("std {std} must be finite and at least 0"),
+        ));
+    }
+    let data = x
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            (v as f64 + std as f64 * normal(seed, step, i as u32)).clamp(0.0, 1.0) as f32
+        })
+        .collect();
+    Tensor::new(x.shape.clone(), data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_are_standard_normal_and_differ_by_step() {
+        let n = 200_000u32;
+        let z: Vec<f64> = (0..n).map(|i| normal(7, 3, i)).collect();
+        let mean = z.iter().sum::<f64>() / n as f64;
+        let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!(
+            mean.abs() < 0.01 && (var - 1.0).abs() < 0.01,
+            "mean {mean} var {var}"
+        );
+        let within = z.iter().filter(|v| v.abs() < 1.0).count() as f64 / n as f64;
+        assert!((within - 0.6827).abs() < 0.005, "P(|z| < 1) = {within}");
+        assert_ne!(normal(7, 3, 0), normal(7, 4, 0));
+        assert_ne!(normal(7, 3, 0), normal(8, 3, 0));
+        assert_eq!(normal(7, 3, 5), normal(7, 3, 5));
+    }
+
+    #[test]
+    fn noisy_images_stay_in_range() {
+        let x = Tensor::uniform([2, 1, 4, 4], 0.0, 1.0, 1);
+        let y = gaussian_noise(&x, 0.5, 1, 0).unwrap();
+        assert!(y.data.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert_ne!(x.data, y.data);
+        assert_eq!(gaussian_noise(&x, 0.0, 1, 0).unwrap().data, x.data);
+        assert!(gaussian_noise(&x, f32::NAN, 1, 0).is_err());
+    }
+}
