@@ -1,4 +1,8 @@
-// Gaussian noise for a denoising autoencoder's input: y = clamp(x + std·z, 0, 1) with z drawn
+// Random draws on the device, from a counter-based generator: each draw is a function of (seed,
+// training step, element) alone, the same on every adapter and in the CPU twin (cpu::noise), and
+// the same again when a run resumes.
+//
+// gaussian_noise: a denoising autoencoder's input, y = clamp(x + std·z, 0, 1) with z drawn
 // from N(0, 1) by a counter-based generator, so that the noise of element i at training step
 // `step` is a function of (seed, step, i) alone: the same on every adapter and in the CPU twin
 // (cpu::noise), and the same again when a run resumes. PyTorch's equivalent is
@@ -35,6 +39,35 @@ fn normal(i: u32) -> f32 {
     let u1 = f32((h1 >> 8u) + 1u) / 16777216.0;
     let u2 = f32(h2 >> 8u) / 16777216.0;
     return sqrt(-2.0 * log(u1)) * cos(6.28318530717958647 * u2);
+}
+
+// Dropout (nn.Dropout(p) in training): element i is kept when its uniform draw is ≥ p, and a
+// kept element is scaled by 1/(1 − p); p = 1 drops everything (PyTorch gives zeros). The
+// backward draws the same mask again from the step, so nothing is stored between the passes.
+// p.sigma holds p. Bindings: 1 = x (forward) or dy (backward), 2 = counter, 3 = out.
+fn kept(i: u32) -> bool {
+    let h = pcg(pcg(pcg(p.seed) ^ counter[0]) ^ i);
+    return f32(h >> 8u) / 16777216.0 >= p.sigma;
+}
+
+fn dropout(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    if i >= p.n { return; }
+    let scale = select(0.0, 1.0 / (1.0 - p.sigma), p.sigma < 1.0);
+    y[i] = select(0.0, x[i] * scale, kept(i));
+}
+
+@compute @workgroup_size(WG)
+fn dropout_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    dropout(wid, nwg, lid);
+}
+
+// dx = dy · mask / (1 − p): the same map as the forward, applied to dy.
+@compute @workgroup_size(WG)
+fn dropout_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    dropout(wid, nwg, lid);
 }
 
 @compute @workgroup_size(WG)

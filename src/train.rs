@@ -29,7 +29,7 @@ pub struct TrainingGraph {
     /// The images (`[batch, C, H, W]`).
     pub input: NodeId,
     /// The step a denoising autoencoder's noise is drawn for (a u32 `[1]` to feed every run).
-    pub noise_step: Option<NodeId>,
+    pub step_input: Option<NodeId>,
     pub loss: NodeId,
     pub grads: crate::graph::Gradients,
 }
@@ -50,7 +50,7 @@ pub fn training_graph(
     Ok(TrainingGraph {
         graph: g,
         input: n.input,
-        noise_step: n.noise_step,
+        step_input: n.step_input,
         loss,
         grads,
     })
@@ -67,7 +67,7 @@ fn inference_only() -> Error {
 struct StepProgram {
     program: Program,
     input: NodeId,
-    noise_step: Option<NodeId>,
+    step_input: Option<NodeId>,
     loss: NodeId,
 }
 
@@ -76,7 +76,7 @@ impl StepProgram {
     /// (`counter` holds it; the session's step count, so a resumed run draws the same noise).
     fn feeds<'a>(&self, images: Feed<'a>, counter: &'a [u32; 1]) -> Vec<(NodeId, Feed<'a>)> {
         let mut f = vec![(self.input, images)];
-        if let Some(s) = self.noise_step {
+        if let Some(s) = self.step_input {
             f.push((s, Feed::Labels(counter)));
         }
         f
@@ -579,7 +579,7 @@ async fn compile_step(
     Ok(StepProgram {
         program,
         input: t.input,
-        noise_step: t.noise_step,
+        step_input: t.step_input,
         loss: t.loss,
     })
 }

@@ -735,3 +735,57 @@ fn denoising_noise_follows_the_step() {
     let e = bad.check().unwrap_err().to_string();
     assert!(e.contains("gaussian_noise") && e.contains("std"), "{e}");
 }
+
+/// Dropout is on in training graphs only: a trainer's steps draw masks from the step (a resumed
+/// run takes step 3 to the same loss, to the bit), evaluation is deterministic and the identity,
+/// and a bad p is refused naming the layer.
+#[test]
+fn dropout_trains_and_evaluates_as_pytorch_modes_do() {
+    use wgrad::train::Trainer;
+    let mut config = AutoencoderConfig::default();
+    config.encoder.insert(5, Layer::Dropout { p: 0.2 }); // before the code's Linear
+    let text = config.to_toml();
+    assert_eq!(AutoencoderConfig::from_toml(&text, "test").unwrap(), config);
+    let t = training_graph(&config, 2, &|_| false).unwrap();
+    let ops: Vec<&str> = t.graph.nodes().iter().map(|n| n.op.name()).collect();
+    assert!(ops.contains(&"dropout_forward") && ops.contains(&"dropout_backward"));
+    let mut eval = Graph::new();
+    config.forward(&mut eval, 2).unwrap();
+    assert!(
+        !eval
+            .nodes()
+            .iter()
+            .any(|n| n.op.name().starts_with("dropout"))
+    );
+    let adam = Optimizer::Adam(wgrad::AdamConfig::adam());
+    let x = Tensor::uniform([2, 1, 28, 28], 0.0, 1.0, 7);
+    let bits = |t: &mut Trainer| -> Vec<u32> {
+        t.flush_losses()
+            .unwrap()
+            .iter()
+            .map(|l| l.1.to_bits())
+            .collect()
+    };
+    let mut whole = Trainer::new(Device::Cpu, config.clone(), 2, adam, 1).unwrap();
+    for _ in 0..3 {
+        whole.step(&x).unwrap();
+    }
+    let whole_losses = bits(&mut whole);
+    let (a, ..) = whole.evaluate(&x).unwrap();
+    let (b, ..) = whole.evaluate(&x).unwrap();
+    assert_eq!(a.to_bits(), b.to_bits(), "evaluation is deterministic");
+    let mut first = Trainer::new(Device::Cpu, config.clone(), 2, adam, 1).unwrap();
+    first.step(&x).unwrap();
+    first.step(&x).unwrap();
+    let state = first.state().unwrap();
+    let mut resumed = Trainer::new(Device::Cpu, config.clone(), 2, adam, 1).unwrap();
+    resumed.load_state(&state).unwrap();
+    resumed.step(&x).unwrap();
+    assert_eq!(bits(&mut resumed), whole_losses[2..]);
+    config.encoder[5] = Layer::Dropout { p: 1.5 };
+    let (layer, message) = model_error(config.check().unwrap_err());
+    assert!(
+        layer.starts_with("encoder.5") && message.contains("p 1.5"),
+        "{layer}: {message}"
+    );
+}

@@ -452,6 +452,42 @@ fn noise_case() -> Case {
     )
 }
 
+/// Dropout forward and backward: the mask from the step input, so a case of its own too.
+fn dropout_case() -> Case {
+    let x = data(&[4, 16, 7, 7], 16);
+    let (p, seed, step) = (0.3f32, 5u32, 11u32);
+    let d = format!("{} p {p} seed {seed} step {step}", x.shape);
+    let (rx, rd) = (x.clone(), d.clone());
+    Case::new(
+        "dropout_forward",
+        d,
+        move || {
+            let y = cpu::noise::dropout_forward(&rx, p, seed, step)?;
+            let dx = cpu::noise::dropout_backward(&rx, p, seed, step)?;
+            Ok(vec![
+                expect("dropout_forward", &rd, y.data, Tolerance::POINTWISE),
+                expect("dropout_backward", &rd, dx.data, Tolerance::POINTWISE),
+            ])
+        },
+        move |ctx| {
+            let built = (|| -> Result<(GpuTensor, GpuTensor)> {
+                let gx = ctx.upload("x", &x)?;
+                let counter = ctx.upload_labels("step", &[step])?;
+                let y = nans(&ctx, "y", x.shape.clone())?;
+                let dx = nans(&ctx, "dx", x.shape.clone())?;
+                let f = gnoise::dropout_forward(&ctx, p, seed, &gx, &counter, &y)?;
+                let b = gnoise::dropout_backward(&ctx, p, seed, &gx, &counter, &dx)?;
+                ctx.run(&[&f, &b])?;
+                Ok((y, dx))
+            })();
+            async move {
+                let (y, dx) = built?;
+                read_all(&ctx, &[&y, &dx]).await
+            }
+        },
+    )
+}
+
 /// Every case of this file; a geometry that fails to build is a bug in the catalogue, reported
 /// as a failing case rather than a panic.
 pub(super) fn cases() -> Vec<Case> {
@@ -470,5 +506,6 @@ pub(super) fn cases() -> Vec<Case> {
     v.extend(point_loss_cases());
     v.push(cross_entropy_case());
     v.push(noise_case());
+    v.push(dropout_case());
     v
 }

@@ -1,5 +1,5 @@
-//! CPU twin of shaders/noise.wgsl: the same counter-based generator (integer hashes, so the
-//! same draws), Box–Muller in f64.
+//! CPU twins of shaders/noise.wgsl: the same counter-based generator (integer hashes, so the
+//! same draws), Box–Muller in f64; dropout's mask.
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -39,6 +39,47 @@ pub fn gaussian_noise(x: &Tensor, std: f32, seed: u32, step: u32) -> Result<Tens
     Tensor::new(x.shape.clone(), data)
 }
 
+/// Whether dropout keeps element `i` at `step` (its uniform draw is ≥ `p`).
+pub fn kept(seed: u32, step: u32, i: u32, p: f32) -> bool {
+    let h = pcg(pcg(pcg(seed) ^ step) ^ i);
+    ((h >> 8) as f32 / 16777216.0) >= p
+}
+
+fn check_p(op: &str, p: f32) -> Result<()> {
+    if !(0.0..=1.0).contains(&p) {
+        return Err(Error::invalid(op, format!("p {p} must be in [0, 1]")));
+    }
+    Ok(())
+}
+
+fn dropout(op: &str, x: &Tensor, p: f32, seed: u32, step: u32) -> Result<Tensor> {
+    check_p(op, p)?;
+    let scale = if p < 1.0 { 1.0 / (1.0 - p as f64) } else { 0.0 };
+    let data = x
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if kept(seed, step, i as u32, p) {
+                (v as f64 * scale) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Tensor::new(x.shape.clone(), data)
+}
+
+/// `y = x · mask / (1 − p)` (`nn.Dropout(p)` in training), the mask drawn from the step.
+pub fn dropout_forward(x: &Tensor, p: f32, seed: u32, step: u32) -> Result<Tensor> {
+    dropout("dropout_forward", x, p, seed, step)
+}
+
+/// `dx = dy · mask / (1 − p)`, the forward's mask drawn again.
+pub fn dropout_backward(dy: &Tensor, p: f32, seed: u32, step: u32) -> Result<Tensor> {
+    dropout("dropout_backward", dy, p, seed, step)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +99,31 @@ mod tests {
         assert_ne!(normal(7, 3, 0), normal(7, 4, 0));
         assert_ne!(normal(7, 3, 0), normal(8, 3, 0));
         assert_eq!(normal(7, 3, 5), normal(7, 3, 5));
+    }
+
+    #[test]
+    fn dropout_keeps_one_minus_p_and_its_gradient_is_its_mask() {
+        let x = Tensor::uniform([100_000], 0.5, 1.5, 2);
+        let y = dropout_forward(&x, 0.25, 5, 9).unwrap();
+        let kept = y.data.iter().filter(|v| **v != 0.0).count() as f64 / 1e5;
+        assert!((kept - 0.75).abs() < 0.01, "kept {kept}");
+        let i = y.data.iter().position(|v| *v != 0.0).unwrap();
+        assert!((y.data[i] - x.data[i] / 0.75).abs() < 1e-6);
+        // Linear in x: the gradient of dot(dy, y) is dy through the same mask and scale.
+        let dy = Tensor::uniform([100_000], -1.0, 1.0, 3);
+        let dx = dropout_backward(&dy, 0.25, 5, 9).unwrap();
+        let y_of_dy = dropout_forward(&dy, 0.25, 5, 9).unwrap();
+        assert_eq!(dx.data, y_of_dy.data);
+        assert_ne!(dropout_forward(&x, 0.25, 5, 10).unwrap().data, y.data);
+        assert!(
+            dropout_forward(&x, 1.0, 5, 9)
+                .unwrap()
+                .data
+                .iter()
+                .all(|v| *v == 0.0)
+        );
+        assert_eq!(dropout_forward(&x, 0.0, 5, 9).unwrap().data, x.data);
+        assert!(dropout_forward(&x, 1.5, 5, 9).is_err());
     }
 
     #[test]

@@ -183,6 +183,10 @@ impl Autodiff<'_> {
                     return Err(self.unsupported(id));
                 }
             }
+            Op::Dropout { p, seed } => {
+                let dx = self.g.dropout_grad(dy, x(1), *p, *seed);
+                self.give(x(0), dx);
+            }
             Op::Pool(spec) => {
                 let dx = self.g.pool_grad(*spec, x(0), dy);
                 self.give(x(0), dx);
@@ -233,6 +237,7 @@ impl Autodiff<'_> {
                 self.give(x(0), dz);
             }
             Op::ActivationGrad(_)
+            | Op::DropoutGrad { .. }
             | Op::PoolGrad(_)
             | Op::PointLossGrad(_)
             | Op::CrossEntropyGrad => {

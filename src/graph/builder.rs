@@ -261,6 +261,25 @@ impl Graph {
         Ok(self.add_node(Op::Noise { std, seed }, vec![x, step], shape))
     }
 
+    /// Dropout of `x` with probability `p`, the mask drawn from (`seed`, the fed u32 `step`,
+    /// element).
+    pub fn dropout(&mut self, x: NodeId, step: NodeId, p: f32, seed: u32) -> Result<NodeId> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(self.fail("dropout", format!("p {p} must be in [0, 1]")));
+        }
+        if !matches!(self.node(step).op, Op::Labels) || self.shape(step).numel() != 1 {
+            return Err(self.fail("dropout", "step must be a u32 input of one element"));
+        }
+        let shape = self.shape(x).clone();
+        Ok(self.add_node(Op::Dropout { p, seed }, vec![x, step], shape))
+    }
+
+    /// The gradient of a dropout node: the same mask applied to `dy`.
+    pub fn dropout_grad(&mut self, dy: NodeId, step: NodeId, p: f32, seed: u32) -> NodeId {
+        let shape = self.shape(dy).clone();
+        self.add_node(Op::DropoutGrad { p, seed }, vec![dy, step], shape)
+    }
+
     /// Nearest upsampling of NCHW `x` by integer factors `scale` (`nn.Upsample`).
     pub fn upsample(&mut self, x: NodeId, scale: [usize; 2]) -> Result<NodeId> {
         let spec = PoolSpec::upsample(self.shape(x), scale).map_err(|e| self.in_layer(e))?;

@@ -44,6 +44,9 @@ pub struct Graph {
     nodes: Vec<Node>,
     /// The layer that nodes added now belong to (see [`Graph::set_layer`]).
     layer: String,
+    /// In a training graph, the fed step number that random layers (dropout) draw from; `None`
+    /// in an evaluation graph, where they are the identity. See [`Graph::set_training_step`].
+    training_step: Option<NodeId>,
 }
 
 impl Graph {
@@ -52,6 +55,14 @@ impl Graph {
     }
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
+    }
+    /// Makes this a training graph whose random layers draw from `step` (a fed u32 `[1]`).
+    pub fn set_training_step(&mut self, step: Option<NodeId>) {
+        self.training_step = step;
+    }
+    /// The step random layers draw from, where this is a training graph.
+    pub fn training_step(&self) -> Option<NodeId> {
+        self.training_step
     }
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.0]

@@ -36,6 +36,11 @@ pub enum Op {
     /// `[x, step] → clamp(x + std·z, 0, 1)`, `z` standard normal draws of (seed, step, element):
     /// a denoising autoencoder's noisy input. `step` is a fed u32 `[1]`.
     Noise { std: f32, seed: u32 },
+    /// `[x, step] → x · mask / (1 − p)`, the mask drawn from (seed, step, element): dropout in
+    /// a training graph.
+    Dropout { p: f32, seed: u32 },
+    /// `[dy, step] → dy · mask / (1 − p)`, the forward's mask drawn again.
+    DropoutGrad { p: f32, seed: u32 },
     /// `[x] → act(x)`, elementwise.
     Activation(Activation),
     /// `[v, dy] → dx`, the activation's gradient: `v` is the activation's input for ReLU and
@@ -71,6 +76,8 @@ impl Op {
             Op::Pool(s) => s.kind.entry(),
             Op::PoolGrad(s) => s.kind.backward_entry(),
             Op::Noise { .. } => "gaussian_noise",
+            Op::Dropout { .. } => "dropout_forward",
+            Op::DropoutGrad { .. } => "dropout_backward",
             Op::Activation(_) => "activation",
             Op::ActivationGrad(_) => "activation_grad",
             Op::Add => "add",

@@ -44,7 +44,7 @@ pub struct Noise {
 pub struct AutoencoderNodes {
     pub input: NodeId,
     /// The training step the noise is drawn for (a fed u32 `[1]`), where the pass adds noise.
-    pub noise_step: Option<NodeId>,
+    pub step_input: Option<NodeId>,
     pub code: NodeId,
     /// What the loss compares with the images: the decoder's output.
     pub prediction: NodeId,
@@ -144,13 +144,26 @@ impl AutoencoderConfig {
     fn pass(&self, g: &mut Graph, batch: usize, training: bool) -> Result<AutoencoderNodes> {
         let [c, h, w] = self.image;
         let input = g.input("images", [batch, c, h, w])?;
-        let (noisy, noise_step) = match self.noise {
-            Some(n) if training => {
+        // A training pass with random parts (input noise, dropout) gets the step number they
+        // draw from as a fed input.
+        let random = self.noise.is_some()
+            || self
+                .encoder
+                .iter()
+                .chain(&self.decoder)
+                .any(|l| matches!(l, Layer::Dropout { .. }));
+        let step_input = if training && random {
+            Some(g.labels("step", 1)?)
+        } else {
+            None
+        };
+        g.set_training_step(step_input);
+        let noisy = match (self.noise, step_input) {
+            (Some(n), Some(step)) => {
                 g.set_layer(format!("input noise (std {})", n.std));
-                let step = g.labels("noise step", 1)?;
-                (g.gaussian_noise(input, step, n.std, n.seed)?, Some(step))
+                g.gaussian_noise(input, step, n.std, n.seed)?
             }
-            _ => (input, None),
+            _ => input,
         };
         let code = self.encoder().forward(g, noisy)?;
         let prediction = self.decoder().forward(g, code)?;
@@ -190,7 +203,7 @@ impl AutoencoderConfig {
         };
         Ok(AutoencoderNodes {
             input,
-            noise_step,
+            step_input,
             code,
             prediction,
             reconstruction,

@@ -78,6 +78,13 @@ pub enum Layer {
         #[serde(default = "nearest")]
         mode: String,
     },
+    /// `nn.Dropout(p)`: in a training graph each element is zeroed with probability `p` (drawn
+    /// on the device from the step and the layer's position) and the rest scaled by
+    /// `1/(1 − p)`; in evaluation, the identity.
+    Dropout {
+        #[serde(default = "half")]
+        p: f32,
+    },
     Flatten,
     /// `nn.Unflatten(1, dims)`.
     Unflatten {
@@ -97,8 +104,19 @@ fn yes() -> bool {
 fn is_yes(b: &bool) -> bool {
     *b
 }
+fn half() -> f32 {
+    0.5
+}
 fn nearest() -> String {
     "nearest".into()
+}
+
+/// FNV-1a of `s`, folded to 32 bits: a stable seed from a layer's name.
+fn fnv1a(s: &str) -> u32 {
+    let h = s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
+    (h ^ (h >> 32)) as u32
 }
 
 /// `, dilation d` and `, bias false` where they differ from PyTorch's defaults.
@@ -323,6 +341,7 @@ impl Layer {
             Layer::Upsample { scale_factor, mode } => {
                 format!("Upsample(scale_factor {scale_factor}, mode {mode})")
             }
+            Layer::Dropout { p } => format!("Dropout({p})"),
             Layer::Flatten => "Flatten".into(),
             Layer::Unflatten { dims } => format!("Unflatten(1, {dims:?})"),
         }
@@ -408,6 +427,15 @@ impl Layer {
                 }
                 g.upsample(x, scale_factor.hw())
             }
+            Layer::Dropout { p } => match g.training_step() {
+                // Each layer draws its own mask: the seed is a hash of its name.
+                Some(step) => g.dropout(x, step, *p, fnv1a(prefix)),
+                None if (0.0..=1.0).contains(p) => Ok(x),
+                None => Err(crate::error::Error::model(
+                    prefix,
+                    format!("dropout: p {p} must be in [0, 1]"),
+                )),
+            },
             Layer::Flatten => g.flatten(x),
             Layer::Unflatten { dims } => g.unflatten(x, dims),
         }

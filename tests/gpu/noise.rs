@@ -41,3 +41,34 @@ fn draws_match_the_cpu_and_depend_on_the_step() {
         assert!(bad.to_string().contains("gaussian_noise"), "{bad}");
     }
 }
+
+#[test]
+fn dropout_masks_match_the_cpu() {
+    let x = Tensor::uniform([4, 16, 7, 7], -1.0, 1.0, 81);
+    for ctx in contexts() {
+        let gx = ctx.upload("x", &x).unwrap();
+        let y = ctx.zeros("y", x.shape.clone()).unwrap();
+        for (p, seed, step) in [(0.5f32, 1u32, 0u32), (0.1, 2, 3), (1.0, 2, 3), (0.0, 2, 3)] {
+            let counter = ctx.upload_labels("step", &[step]).unwrap();
+            for (name, gpu, cpu) in [
+                (
+                    "dropout_forward",
+                    k::dropout_forward as fn(_, _, _, _, _, _) -> _,
+                    cpu::noise::dropout_forward as fn(_, _, _, _) -> _,
+                ),
+                (
+                    "dropout_backward",
+                    k::dropout_backward,
+                    cpu::noise::dropout_backward,
+                ),
+            ] {
+                let l = gpu(ctx, p, seed, &gx, &counter, &y).unwrap();
+                ctx.run(&[&l]).unwrap();
+                let got = ctx.download(&y).unwrap().data;
+                let want = cpu(&x, p, seed, step).unwrap();
+                let what = format!("{name} p {p} seed {seed} step {step}");
+                check(ctx, &what, &got, &want.data, Tolerance::POINTWISE);
+            }
+        }
+    }
+}

@@ -33,6 +33,10 @@ pub(crate) fn eval(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
         Op::Noise { std, seed } => {
             cpu::noise::gaussian_noise(x(0), *std, *seed, labels_of(x(1))[0])
         }
+        Op::Dropout { p, seed } => cpu::noise::dropout_forward(x(0), *p, *seed, labels_of(x(1))[0]),
+        Op::DropoutGrad { p, seed } => {
+            cpu::noise::dropout_backward(x(0), *p, *seed, labels_of(x(1))[0])
+        }
         Op::Pool(s) => cpu::pool::forward(s, x(0)),
         // dy comes last; x (first) only for a max pool, which alone reads it.
         Op::PoolGrad(s) => cpu::pool::backward(s, x(0), x(inputs.len() - 1)),

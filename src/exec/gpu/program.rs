@@ -166,6 +166,8 @@ fn launch(ctx: &GpuContext, op: &Op, ins: &[&GpuTensor], out: &GpuTensor) -> Res
             None => im2col::col2im(ctx, g, x(0), out),
         },
         Op::Noise { std, seed } => noise::gaussian_noise(ctx, *std, *seed, x(0), x(1), out),
+        Op::Dropout { p, seed } => noise::dropout_forward(ctx, *p, *seed, x(0), x(1), out),
+        Op::DropoutGrad { p, seed } => noise::dropout_backward(ctx, *p, *seed, x(0), x(1), out),
         Op::Pool(s) => pool::forward(ctx, s, x(0), out),
         // dy comes last; x (first) only for a max pool, which alone reads it.
         Op::PoolGrad(s) => pool::backward(ctx, s, x(0), x(ins.len() - 1), out),

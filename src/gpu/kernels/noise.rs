@@ -1,4 +1,4 @@
-//! Launcher for shaders/noise.wgsl, validated as the CPU twin in [`crate::cpu::noise`] is.
+//! Launchers for shaders/noise.wgsl, validated as the CPU twins in [`crate::cpu::noise`] are.
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::pointwise::{check_f32, count};
@@ -9,7 +9,8 @@ use crate::shape::same;
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
     n: u32,
-    std: f32,
+    /// The noise's std, or dropout's p.
+    sigma: f32,
     seed: u32,
     _pad: u32,
 }
@@ -34,16 +35,11 @@ pub fn gaussian_noise(
     check_f32(op, "x", x)?;
     check_f32(op, "y", y)?;
     same(op, "x", &x.shape, "y", &y.shape)?;
-    if step.dtype != DType::U32 || step.numel() != 1 {
-        return Err(Error::invalid(
-            op,
-            format!("step ({} {}) must be one u32", step.label, step.shape),
-        ));
-    }
+    check_step(op, step)?;
     let n = count(op, &format!("{} {}", x.label, x.shape), x.numel())?;
     let p = Params {
         n,
-        std,
+        sigma: std,
         seed,
         _pad: 0,
     };
@@ -55,4 +51,71 @@ pub fn gaussian_noise(
         &[x, step, y],
         Workgroups::Linear((n as u64).div_ceil(256)),
     )
+}
+
+fn check_step(op: &str, step: &GpuTensor) -> Result<()> {
+    if step.dtype != DType::U32 || step.numel() != 1 {
+        return Err(Error::invalid(
+            op,
+            format!("step ({} {}) must be one u32", step.label, step.shape),
+        ));
+    }
+    Ok(())
+}
+
+fn dropout(
+    ctx: &GpuContext,
+    op: &'static str,
+    p: f32,
+    seed: u32,
+    x: &GpuTensor,
+    step: &GpuTensor,
+    y: &GpuTensor,
+) -> Result<Launch> {
+    if !(0.0..=1.0).contains(&p) {
+        return Err(Error::invalid(op, format!("p {p} must be in [0, 1]")));
+    }
+    check_f32(op, "input", x)?;
+    check_f32(op, "output", y)?;
+    same(op, "input", &x.shape, "output", &y.shape)?;
+    check_step(op, step)?;
+    let n = count(op, &format!("{} {}", x.label, x.shape), x.numel())?;
+    let params = Params {
+        n,
+        sigma: p,
+        seed,
+        _pad: 0,
+    };
+    ctx.launch(
+        shaders::NOISE,
+        op,
+        &[],
+        bytemuck::bytes_of(&params),
+        &[x, step, y],
+        Workgroups::Linear((n as u64).div_ceil(256)),
+    )
+}
+
+/// `y = x · mask / (1 − p)`, the mask drawn from (`seed`, `step[0]`, element).
+pub fn dropout_forward(
+    ctx: &GpuContext,
+    p: f32,
+    seed: u32,
+    x: &GpuTensor,
+    step: &GpuTensor,
+    y: &GpuTensor,
+) -> Result<Launch> {
+    dropout(ctx, "dropout_forward", p, seed, x, step, y)
+}
+
+/// `dx = dy · mask / (1 − p)`, the forward's mask drawn again.
+pub fn dropout_backward(
+    ctx: &GpuContext,
+    p: f32,
+    seed: u32,
+    dy: &GpuTensor,
+    step: &GpuTensor,
+    dx: &GpuTensor,
+) -> Result<Launch> {
+    dropout(ctx, "dropout_backward", p, seed, dy, step, dx)
 }
