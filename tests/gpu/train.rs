@@ -252,3 +252,86 @@ fn tier_up_never_changes_a_bit() {
         }
     }
 }
+
+/// The layers of the "more models" issue in one small model, on every adapter against the CPU
+/// reference: loss and every gradient of a training step (dropout's mask included: it is drawn
+/// from the step, the same on both), and the evaluation graph's loss (dropout off).
+#[test]
+fn new_layers_step_zero_matches_the_cpu() {
+    use wgrad::nn::{Layer, Size2::Pair};
+    use wgrad::spec::PointLoss;
+    let config = AutoencoderConfig {
+        image: [1, 12, 12],
+        loss: PointLoss::Bce,
+        noise: None,
+        encoder: vec![
+            Layer::conv2d(1, 4, 3, 1, 1),
+            Layer::GELU,
+            Layer::MaxPool2d {
+                kernel_size: 2.into(),
+                stride: None,
+                padding: 0.into(),
+            },
+            // 6×6 → 6×7: non-square kernel and padding, dilation, no bias.
+            Layer::Conv2d {
+                in_channels: 4,
+                out_channels: 4,
+                kernel_size: Pair([3, 2]),
+                stride: 1.into(),
+                padding: Pair([2, 1]),
+                dilation: Pair([2, 1]),
+                bias: false,
+            },
+            Layer::SiLU,
+            Layer::Dropout { p: 0.25 },
+            Layer::Flatten,
+            Layer::linear(168, 8),
+        ],
+        decoder: vec![
+            Layer::linear(8, 144),
+            Layer::SiLU,
+            Layer::Unflatten {
+                dims: vec![4, 6, 6],
+            },
+            Layer::Upsample {
+                scale_factor: 2.into(),
+                mode: "nearest".into(),
+            },
+            Layer::AvgPool2d {
+                kernel_size: 3.into(),
+                stride: Some(1.into()),
+                padding: 1.into(),
+            },
+            Layer::conv2d(4, 1, 3, 1, 1),
+            Layer::Sigmoid,
+        ],
+    };
+    let x = Tensor::uniform([4, 1, 12, 12], 0.0, 1.0, 12);
+    let sgd = Optimizer::Sgd(SgdConfig::new(0.0));
+    let run = |device: Device| {
+        let mut t = Trainer::new(device, config.clone(), 4, sgd, SEED).unwrap();
+        t.step(&x).unwrap();
+        let loss = t.flush_losses().unwrap()[0].1;
+        let grads = t.gradients().unwrap();
+        let (eval_loss, ..) = t.evaluate(&x).unwrap();
+        (loss, grads, eval_loss)
+    };
+    let (cpu_loss, cpu_grads, cpu_eval) = run(Device::Cpu);
+    assert_eq!(cpu_grads.len(), 9, "five weights, all but one with a bias");
+    for ctx in contexts() {
+        let (loss, grads, eval) = run(Device::Gpu(ctx.clone()));
+        let tol = Tolerance::reduction(144 * 4);
+        check(ctx, "new layers: loss, step 0", &[loss], &[cpu_loss], tol);
+        check(
+            ctx,
+            "new layers: evaluation loss",
+            &[eval],
+            &[cpu_eval],
+            tol,
+        );
+        for ((name, g), (_, c)) in grads.iter().zip(&cpu_grads) {
+            let what = format!("new layers: d loss / d {name}, step 0");
+            check(ctx, &what, &g.data, &c.data, scaled(&c.data, 1e-4));
+        }
+    }
+}
