@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 /// within one file system.
 ///
 /// The new file gets the permissions a plain `File::create` would give (0666 less the umask).
+/// After a successful write, temporary files of earlier writes to `path` that a killed process
+/// left behind (same prefix, untouched for [`STALE_TEMP`]) are removed; younger ones may belong
+/// to a writer still at work and stay.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     let dir = parent_dir(path);
     let name = path
@@ -47,7 +50,35 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()
     temp.persist(path)
         .map_err(|e| io_error(path, "renaming the temporary file into place", e.error))?;
     sync_dir(&dir);
+    remove_stale_temps(&dir, &prefix);
     Ok(())
+}
+
+/// How long a temporary file must have been left untouched before a later write to the same
+/// path takes it for a killed process's leftover.
+pub const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Best effort: removes `dir`'s `{prefix}*.tmp` files not modified for [`STALE_TEMP`].
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(prefix) && name.ends_with(".tmp")) {
+            continue;
+        }
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_TEMP);
+        if stale {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 /// The directory holding `path` ("." for a bare file name).
@@ -70,6 +101,38 @@ fn sync_dir(dir: &Path) {
 mod tests {
     use super::*;
     use crate::error::Error;
+
+    #[test]
+    fn a_later_write_removes_stale_leftovers_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        let old = dir.path().join(".model.safetensors.abc123.tmp");
+        let young = dir.path().join(".model.safetensors.def456.tmp");
+        let other = dir.path().join(".other.safetensors.abc123.tmp");
+        for f in [&old, &young, &other] {
+            fs::write(f, b"partial").unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - 2 * STALE_TEMP;
+        for f in [&old, &other] {
+            fs::File::options()
+                .write(true)
+                .open(f)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        write_atomic(&path, |w| {
+            w.write_all(b"new").map_err(|e| io_error(&path, "w", e))
+        })
+        .unwrap();
+        assert!(!old.exists(), "a stale leftover of this file stays");
+        assert!(
+            young.exists(),
+            "a young temporary file (maybe a live writer's) was removed"
+        );
+        assert!(other.exists(), "another file's leftover was removed");
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+    }
 
     fn entries(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(dir)
