@@ -125,6 +125,18 @@ fn ten_pngs(d: &Path) -> PathBuf {
     pngs
 }
 
+/// Ten PNGs as two labelled classes (one sub-folder each), for classifiers.
+fn two_classes(d: &Path) -> PathBuf {
+    let labelled = d.join("labelled");
+    for (i, f) in std::fs::read_dir(ten_pngs(d)).unwrap().enumerate() {
+        let class = labelled.join(if i % 2 == 0 { "a" } else { "b" });
+        std::fs::create_dir_all(&class).unwrap();
+        let f = f.unwrap().path();
+        std::fs::copy(&f, class.join(f.file_name().unwrap())).unwrap();
+    }
+    labelled
+}
+
 /// A data set smaller than --batch trains (one batch of all of it), and the last batch of an
 /// epoch holds the remainder (dropped with --drop-last), on every backend; a run resumed across
 /// those partial batches is still bit-identical to an uninterrupted one.
@@ -638,14 +650,7 @@ fn example_configs_train_end_to_end() {
     assert!(names.len() >= 2, "example configs: {names:?}");
     let pngs = ten_pngs(&d);
     let pngs = pngs.to_str().unwrap();
-    // The same ten images as two labelled classes (one sub-folder each).
-    let labelled = d.join("labelled");
-    for (i, f) in std::fs::read_dir(pngs).unwrap().enumerate() {
-        let class = labelled.join(if i % 2 == 0 { "a" } else { "b" });
-        std::fs::create_dir_all(&class).unwrap();
-        let f = f.unwrap().path();
-        std::fs::copy(&f, class.join(f.file_name().unwrap())).unwrap();
-    }
+    let labelled = two_classes(&d);
     let labelled = labelled.to_str().unwrap();
     for config in &names {
         let stem = config.file_stem().unwrap().to_str().unwrap();
@@ -687,14 +692,7 @@ fn example_configs_train_end_to_end() {
 #[test]
 fn compare_trains_three_classifiers_and_plots_them() {
     let d = dir("compare");
-    let pngs = ten_pngs(&d);
-    let labelled = d.join("labelled");
-    for (i, f) in std::fs::read_dir(&pngs).unwrap().enumerate() {
-        let class = labelled.join(if i % 2 == 0 { "a" } else { "b" });
-        std::fs::create_dir_all(&class).unwrap();
-        let f = f.unwrap().path();
-        std::fs::copy(&f, class.join(f.file_name().unwrap())).unwrap();
-    }
+    let labelled = two_classes(&d);
     let ckpt = d.join("ae.safetensors");
     let ckpt = ckpt.to_str().unwrap();
     ok(&["train", "--steps", "0", "--backend", "cpu", "--save", ckpt]);

@@ -32,25 +32,7 @@ pub fn gaussian_noise(
             format!("std {std} must be finite and at least 0"),
         ));
     }
-    check_f32(op, "x", x)?;
-    check_f32(op, "y", y)?;
-    same(op, "x", &x.shape, "y", &y.shape)?;
-    check_step(op, step)?;
-    let n = count(op, &format!("{} {}", x.label, x.shape), x.numel())?;
-    let p = Params {
-        n,
-        sigma: std,
-        seed,
-        _pad: 0,
-    };
-    ctx.launch(
-        shaders::NOISE,
-        op,
-        &[],
-        bytemuck::bytes_of(&p),
-        &[x, step, y],
-        Workgroups::Linear((n as u64).div_ceil(256)),
-    )
+    launch(ctx, op, std, seed, x, step, y)
 }
 
 fn check_step(op: &str, step: &GpuTensor) -> Result<()> {
@@ -75,6 +57,19 @@ fn dropout(
     if !(0.0..=1.0).contains(&p) {
         return Err(Error::invalid(op, format!("p {p} must be in [0, 1]")));
     }
+    launch(ctx, op, p, seed, x, step, y)
+}
+
+/// Checks the tensors and launches `op` with `sigma` (the noise's std or dropout's p).
+fn launch(
+    ctx: &GpuContext,
+    op: &'static str,
+    sigma: f32,
+    seed: u32,
+    x: &GpuTensor,
+    step: &GpuTensor,
+    y: &GpuTensor,
+) -> Result<Launch> {
     check_f32(op, "input", x)?;
     check_f32(op, "output", y)?;
     same(op, "input", &x.shape, "output", &y.shape)?;
@@ -82,7 +77,7 @@ fn dropout(
     let n = count(op, &format!("{} {}", x.label, x.shape), x.numel())?;
     let params = Params {
         n,
-        sigma: p,
+        sigma,
         seed,
         _pad: 0,
     };
