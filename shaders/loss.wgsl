@@ -33,7 +33,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(3) var<storage, read> g: array<f32>;
 @group(0) @binding(4) var<storage, read_write> grad: array<f32>;
-@group(0) @binding(2) var<storage, read_write> mean_out: array<f32>; // loss_sum
+@group(0) @binding(2) var<storage, read_write> mean_out: array<f32>; // loss_sum, kl_divergence
+@group(0) @binding(2) var<storage, read> kl_g: array<f32>;          // kl_divergence_backward
+@group(0) @binding(3) var<storage, read_write> kl_grad: array<f32>; // kl_divergence_backward
 
 const WG: u32 = 256u;
 var<workgroup> partial: array<f32, WG>;
@@ -236,4 +238,44 @@ fn softmax_cross_entropy_backward(@builtin(workgroup_id) wid: vec3<u32>,
         let d = select((softmax - select(0.0, 1.0, k == label)) * scale, st.x, is_nan(st.x));
         grad[base + k] = select(0.0, d, valid);
     }
+}
+
+// A variational autoencoder's KL term: for h = [mu | logvar] ([N, 2z]), the divergence of
+// N(mu, exp(logvar)) from N(0, 1), −½ Σ_j (1 + logvar − mu² − exp(logvar)), summed over the
+// latent and averaged over the rows (p.n = N·z terms, p.classes = z, p.divisor = N). Sliced as the
+// point losses are, but with one input: out (binding 2) is the mean, or slice w's sum.
+fn kl_term(i: u32) -> f32 {
+    let at = i + (i / p.classes) * p.classes; // b·2z + j
+    let mu = z[at];
+    let lv = z[at + p.classes];
+    return -0.5 * (1.0 + lv - mu * mu - exp(lv));
+}
+
+@compute @workgroup_size(WG)
+fn kl_divergence(@builtin(workgroup_id) wid: vec3<u32>, l: Lanes) {
+    let lid = l.index;
+    let r = slice(wid.x, p.n);
+    var acc = 0.0;
+    for (var i = r.x + lid; i < r.y; i += WG) {
+        acc += kl_term(i);
+    }
+    partial[lid] = acc;
+    let total = tree_sum(l);
+    if lid == 0u {
+        mean_out[wid.x] = select(total, total / f32(p.divisor), p.slices == 1u);
+    }
+}
+
+// dh = [mu | (exp(logvar) − 1)/2] / N · g[0]. One invocation per element of h (p.n = N·2z).
+// Bindings: 1 = h, 2 = g, 3 = dh.
+@compute @workgroup_size(WG)
+fn kl_divergence_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                          @builtin(num_workgroups) nwg: vec3<u32>, l: Lanes) {
+    let i = (wid.x + wid.y * nwg.x) * WG + l.index;
+    if i >= p.n {
+        return;
+    }
+    let v = z[i];
+    let d = select(0.5 * (exp(v) - 1.0), v, i % (2u * p.classes) < p.classes);
+    kl_grad[i] = d / f32(p.divisor) * kl_g[0];
 }

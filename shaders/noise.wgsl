@@ -15,13 +15,14 @@ struct Params {
     n: u32,
     sigma: f32, // the noise's standard deviation
     seed: u32,
-    _pad: u32,
+    latent: u32, // reparameterize: z, the latent width (h is [N, 2z])
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> counter: array<u32>; // the training step
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read> dz: array<f32>; // reparameterize_backward
 
 const WG: u32 = 256u;
 
@@ -76,4 +77,35 @@ fn gaussian_noise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let i = (wid.x + wid.y * nwg.x) * WG + lid;
     if i >= p.n { return; }
     y[i] = clamp(x[i] + p.sigma * normal(i), 0.0, 1.0);
+}
+
+// A variational autoencoder's sample: h = [mu | logvar] ([N, 2z], rows of means then
+// log-variances) gives z = mu + exp(logvar/2)·eps ([N, z]), eps the standard normal draw of
+// (seed, step, b·z + j), unclamped. The backward draws the same eps again:
+// dh = [dz | dz·eps·exp(logvar/2)/2]. Bindings: 1 = h, 2 = counter, 3 = z (forward) or dh
+// (backward), 4 = dz (backward). p.n counts the output's elements.
+@compute @workgroup_size(WG)
+fn reparameterize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    if i >= p.n { return; }
+    let b = i / p.latent;
+    let at = i + b * p.latent; // b·2z + j
+    y[i] = x[at] + exp(0.5 * x[at + p.latent]) * normal(i);
+}
+
+@compute @workgroup_size(WG)
+fn reparameterize_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                           @builtin(num_workgroups) nwg: vec3<u32>,
+                           @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * WG + lid;
+    if i >= p.n { return; }
+    let b = i / (2u * p.latent);
+    let c = i - b * 2u * p.latent;
+    if c < p.latent {
+        y[i] = dz[b * p.latent + c];
+        return;
+    }
+    let k = b * p.latent + c - p.latent; // the sample's index
+    y[i] = dz[k] * normal(k) * 0.5 * exp(0.5 * x[i]);
 }

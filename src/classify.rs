@@ -357,7 +357,7 @@ fn build(ae: &AutoencoderConfig, head: &Sequential, batch: usize) -> Result<Buil
     let mut g = Graph::new();
     let [c, h, w] = ae.image;
     let input = g.input("images", [batch, c, h, w])?;
-    let mut code = ae.encoder().forward(&mut g, input)?;
+    let (mut code, _) = ae.encode(&mut g, input)?;
     if g.shape(code).rank() > 2 {
         g.set_layer("flatten (the code, for the head)");
         code = g.flatten(code)?;

@@ -96,6 +96,11 @@ impl Rng {
     pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
         lo + (hi - lo) * self.next_f32()
     }
+    /// A standard normal draw (Box–Muller on two uniforms; `1 − u` keeps the log finite).
+    pub fn normal(&mut self) -> f32 {
+        let (u1, u2) = (1.0 - self.next_f32() as f64, self.next_f32() as f64);
+        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+    }
     /// Uniform integer in `0..n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)

@@ -42,9 +42,8 @@ pub fn training_graph(
 ) -> Result<TrainingGraph> {
     let mut g = Graph::new();
     let n = config.training_forward(&mut g, batch)?;
-    g.set_layer(format!("loss ({})", config.loss.torch_name()));
     // The target is the clean images, also under input noise.
-    let loss = g.point_loss(config.loss, n.prediction, n.input)?;
+    let loss = config.loss(&mut g, &n)?;
     fuse_activations(&mut g, &[]);
     let grads = backward(&mut g, loss, frozen)?;
     Ok(TrainingGraph {
@@ -439,8 +438,7 @@ impl Trainer {
     async fn build_eval(&self, batch: usize) -> Result<EvalProgram> {
         let mut g = Graph::new();
         let n = self.config.forward(&mut g, batch)?;
-        g.set_layer(format!("loss ({})", self.config.loss.torch_name()));
-        let loss = g.point_loss(self.config.loss, n.prediction, n.input)?;
+        let loss = self.config.loss(&mut g, &n)?;
         // The prediction stays unfused where a sigmoid turns it into the reconstruction.
         fuse_activations(&mut g, &[n.code, n.prediction]);
         // Rare sizes stay on quick-to-compile kernels: for a trainer, any but its own batch
@@ -469,6 +467,38 @@ impl Trainer {
             reconstruction: n.reconstruction,
             code: n.code,
         })
+    }
+
+    /// The decoder alone on `codes` (`[N, code…]`, e.g. random draws from a variational
+    /// autoencoder's prior): the images they decode to (through a sigmoid under
+    /// `bce_with_logits`). Compiled for each call: for occasional use.
+    pub async fn decode_async(&mut self, codes: &Tensor) -> Result<Tensor> {
+        let code = self.config.code_shape()?;
+        let n = codes.shape.dims().first().copied().unwrap_or(0);
+        if n == 0 || codes.shape.dims()[1..] != *code.dims() {
+            return Err(Error::invalid(
+                "decode",
+                format!("codes must be [N, {code}] with N > 0, got {}", codes.shape),
+            ));
+        }
+        let mut g = Graph::new();
+        let input = g.input("codes", codes.shape.clone())?;
+        let mut images = self.config.decoder().forward(&mut g, input)?;
+        if self.config.loss == crate::spec::PointLoss::BceWithLogits {
+            g.set_layer("reconstruction (sigmoid of the logits)");
+            images = g.activation(images, crate::spec::Activation::Sigmoid);
+        }
+        fuse_activations(&mut g, &[images]);
+        let spec = ProgramSpec {
+            loss: None,
+            fetch: vec![images],
+            grads: None,
+            occasional: true,
+        };
+        let mut program = self.session.compile_async(g, spec).await?;
+        let feeds = [(input, Feed::Data(codes))];
+        self.session.run_async(&mut program, &feeds).await?;
+        self.session.fetch_async(&program, images).await
     }
 
     /// Parameters, optimizer state and step count, read back.
@@ -549,6 +579,12 @@ impl Trainer {
     pub fn evaluate_gpu<'a>(&mut self, images: impl Into<Images<'a>>) -> Result<GpuOutputs> {
         let device = self.device().clone();
         device.block_on("evaluate", self.evaluate_gpu_async(images))
+    }
+
+    /// Blocking [`Trainer::decode_async`].
+    pub fn decode(&mut self, codes: &Tensor) -> Result<Tensor> {
+        let device = self.device().clone();
+        device.block_on("decode", self.decode_async(codes))
     }
 
     /// Blocking [`Trainer::state_async`].

@@ -676,6 +676,13 @@ fn example_configs_train_end_to_end() {
         );
         ok(&[&["reconstruct", "--ckpt", save, "--out", out_s][..], &cpu].concat());
         assert!(out.exists(), "{stem}: no reconstruction grid");
+        // A variational autoencoder also decodes random codes.
+        let samples = d.join(format!("{stem}.samples.png"));
+        assert_eq!(
+            samples.exists(),
+            stem == "variational",
+            "{stem}: samples grid"
+        );
         // Encoding the built-in set (7,000 images) on the CPU reference takes ~20 s: ten PNGs.
         let encode = ["encode", "--ckpt", save, "--data", pngs, "--out", codes_s];
         ok(&[&encode[..], &cpu].concat());

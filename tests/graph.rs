@@ -789,3 +789,107 @@ fn dropout_trains_and_evaluates_as_pytorch_modes_do() {
         "{layer}: {message}"
     );
 }
+
+/// A small variational autoencoder: `[1, 4, 4]` images, a latent of 3 (the encoder gives 6).
+fn small_vae(beta: f32) -> AutoencoderConfig {
+    use wgrad::nn::Variational;
+    AutoencoderConfig {
+        image: [1, 4, 4],
+        loss: wgrad::spec::PointLoss::Bce,
+        noise: None,
+        variational: Some(Variational { beta, seed: 3 }),
+        encoder: vec![
+            Layer::Flatten,
+            Layer::linear(16, 8),
+            Layer::Tanh,
+            Layer::linear(8, 6),
+        ],
+        decoder: vec![
+            Layer::linear(3, 16),
+            Layer::Unflatten {
+                dims: vec![1, 4, 4],
+            },
+            Layer::Sigmoid,
+        ],
+    }
+}
+
+/// The loss of a VAE training step (fed step 7) with `params`, and its gradients.
+fn vae_step(
+    config: &AutoencoderConfig,
+    params: &[(String, Tensor)],
+    x: &Tensor,
+) -> (f64, Vec<(String, Tensor)>) {
+    let t = training_graph(config, 2, &|_| false).unwrap();
+    let step = t
+        .step_input
+        .expect("a VAE's training graph draws from the step");
+    let mut s = Session::new(Device::Cpu, params.to_vec(), &|_| false, None).unwrap();
+    let spec = ProgramSpec::training(t.loss, t.grads, false);
+    let mut p = s.compile(t.graph, spec).unwrap();
+    let feeds = [(t.input, Feed::Data(x)), (step, Feed::Labels(&[7]))];
+    s.run(&mut p, &feeds).unwrap();
+    (
+        s.last_loss(&mut p).unwrap() as f64,
+        s.gradients(&p).unwrap(),
+    )
+}
+
+/// A variational autoencoder's training step — reconstruction of a sample plus β·KL — has the
+/// gradients central differences give (the sample is fixed by the step, so the loss is a plain
+/// function of the parameters); β scales the KL part alone; the evaluation graph decodes the
+/// means (no sampling); configs round-trip; a bad latent width or β is refused by name.
+#[test]
+fn variational_autoencoder_gradients_match_finite_differences() {
+    let config = small_vae(0.5);
+    assert_eq!(
+        AutoencoderConfig::from_toml(&config.to_toml(), "test").unwrap(),
+        config
+    );
+    let params = init_params(&config.params(), 5);
+    let x = Tensor::uniform([2, 1, 4, 4], 0.05, 0.95, 8);
+    let (base, grads) = vae_step(&config, &params, &x);
+    let h = 1e-2f32;
+    for (k, (name, g)) in grads.iter().enumerate() {
+        let scale = g.data.iter().fold(1e-4f64, |m, v| m.max(v.abs() as f64));
+        let mut worst = 0f64;
+        for i in 0..g.numel() {
+            let (mut plus, mut minus) = (params.clone(), params.clone());
+            plus[k].1.data[i] += h;
+            minus[k].1.data[i] -= h;
+            let numeric = (vae_step(&config, &plus, &x).0 - vae_step(&config, &minus, &x).0)
+                / (2.0 * h as f64);
+            worst = worst.max((numeric - g.data[i] as f64).abs() / scale);
+        }
+        println!("{name}: largest |numeric − analytic| / max|grad| = {worst:.2e}");
+        assert!(worst < 1e-2, "{name}: off by {worst:.3e} of its scale");
+    }
+    // β only weighs the KL term: the difference of two β is (Δβ)·KL/(C·H·W), the same KL.
+    let (kl_free, _) = vae_step(&small_vae(0.0), &params, &x);
+    let (double, _) = vae_step(&small_vae(1.0), &params, &x);
+    let kl_half = base - kl_free;
+    assert!(kl_half > 0.0, "the KL term is positive: {kl_half}");
+    assert!(
+        ((double - kl_free) - 2.0 * kl_half).abs() < 1e-5,
+        "{double} {kl_free} {base}"
+    );
+    // Evaluation decodes the means: no sample, no step input.
+    let mut eval = Graph::new();
+    let n = config.forward(&mut eval, 2).unwrap();
+    assert!(n.step_input.is_none());
+    assert!(!eval.nodes().iter().any(|n| n.op.name() == "reparameterize"));
+    assert_eq!(eval.shape(n.code).dims(), [2, 3]);
+    // Refusals.
+    let mut odd = small_vae(1.0);
+    odd.encoder[3] = Layer::linear(8, 5);
+    let (layer, message) = model_error(odd.check().unwrap_err());
+    assert!(
+        layer == "encoder.3" && message.contains("2·latent"),
+        "{layer}: {message}"
+    );
+    let (layer, message) = model_error(small_vae(f32::NAN).check().unwrap_err());
+    assert!(
+        layer == "variational" && message.contains("beta"),
+        "{layer}: {message}"
+    );
+}

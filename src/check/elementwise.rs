@@ -325,6 +325,32 @@ fn point_loss_cases() -> Vec<Case> {
     v
 }
 
+/// A variational autoencoder's KL term, forward and backward, on a batch of 64 latents of 16.
+fn kl_cases() -> Vec<Case> {
+    let h = Tensor::uniform([64, 32], -2.0, 2.0, 17);
+    let d = "h [64, 32] (16 means, 16 log-variances)".to_string();
+    vec![
+        simple(
+            "kl_divergence",
+            d.clone(),
+            vec![h.clone()],
+            Shape::new([1]),
+            Tolerance::reduction(64 * 16),
+            Box::new(|i| Ok(cpu::loss::kl_divergence(&i[0])?.data)),
+            Box::new(|c, i, out| gl::kl_divergence(c, &i[0], out)),
+        ),
+        simple(
+            "kl_divergence_backward",
+            format!("{d}, g 0.7"),
+            vec![h.clone(), Tensor::full([1], 0.7)],
+            h.shape.clone(),
+            Tolerance::POINTWISE,
+            Box::new(|i| Ok(cpu::loss::kl_divergence_backward(&i[0], &i[1])?.data)),
+            Box::new(|c, i, dh| gl::kl_divergence_backward(c, &i[0], &i[1], dh)),
+        ),
+    ]
+}
+
 /// Max and average pooling and nearest upsampling, forward and backward, on one odd-sized batch.
 fn pool_cases() -> Result<Vec<Case>> {
     let x = Shape::new([2, 3, 7, 9]);
@@ -488,6 +514,49 @@ fn dropout_case() -> Case {
     )
 }
 
+/// A variational autoencoder's sample and its gradient: the noise from the step input, as for
+/// the input noise, and the same tolerance.
+fn reparameterize_case() -> Case {
+    let h = Tensor::uniform([64, 32], -1.5, 1.5, 18);
+    let dz = data(&[64, 16], 19);
+    let (seed, step) = (2u32, 13u32);
+    let d = format!("h {} seed {seed} step {step}", h.shape);
+    let (rh, rdz, rd) = (h.clone(), dz.clone(), d.clone());
+    let tol = Tolerance {
+        atol: 2e-3,
+        rtol: 1e-4,
+    };
+    Case::new(
+        "reparameterize",
+        d,
+        move || {
+            let z = cpu::noise::reparameterize(&rh, seed, step)?;
+            let dh = cpu::noise::reparameterize_backward(&rh, &rdz, seed, step)?;
+            Ok(vec![
+                expect("reparameterize", &rd, z.data, tol),
+                expect("reparameterize_backward", &rd, dh.data, tol),
+            ])
+        },
+        move |ctx| {
+            let built = (|| -> Result<(GpuTensor, GpuTensor)> {
+                let gh = ctx.upload("h", &h)?;
+                let gdz = ctx.upload("dz", &dz)?;
+                let counter = ctx.upload_labels("step", &[step])?;
+                let z = nans(&ctx, "z", dz.shape.clone())?;
+                let dh = nans(&ctx, "dh", h.shape.clone())?;
+                let f = gnoise::reparameterize(&ctx, seed, &gh, &counter, &z)?;
+                let b = gnoise::reparameterize_backward(&ctx, seed, &gh, &gdz, &counter, &dh)?;
+                ctx.run(&[&f, &b])?;
+                Ok((z, dh))
+            })();
+            async move {
+                let (z, dh) = built?;
+                read_all(&ctx, &[&z, &dh]).await
+            }
+        },
+    )
+}
+
 /// Every case of this file; a geometry that fails to build is a bug in the catalogue, reported
 /// as a failing case rather than a panic.
 pub(super) fn cases() -> Vec<Case> {
@@ -507,5 +576,7 @@ pub(super) fn cases() -> Vec<Case> {
     v.push(cross_entropy_case());
     v.push(noise_case());
     v.push(dropout_case());
+    v.extend(kl_cases());
+    v.push(reparameterize_case());
     v
 }

@@ -3,9 +3,10 @@
 use super::common::{BackendArg, device, open_model};
 use clap::Args;
 use std::path::PathBuf;
-use wgrad::Result;
 use wgrad::data::DataSpec;
 use wgrad::io::write_grid;
+use wgrad::tensor::Rng;
+use wgrad::{Result, Tensor};
 
 #[derive(Args, Debug)]
 pub struct ReconstructArgs {
@@ -52,5 +53,36 @@ pub fn run(args: ReconstructArgs, engine: &wgrad::Options) -> Result<()> {
         args.out.display(),
         idx.len()
     );
+    if model.config().variational.is_some() {
+        // Codes drawn from the prior N(0, 1) the KL term pulls the encoder towards.
+        let code = model.config().code_shape()?;
+        let shape: Vec<usize> = [2 * idx.len()]
+            .into_iter()
+            .chain(code.dims().to_vec())
+            .collect();
+        let mut rng = Rng::new(args.seed);
+        let numel = shape.iter().product();
+        let codes = Tensor::new(shape, (0..numel).map(|_| rng.normal()).collect())?;
+        let samples = model.decode(&codes)?;
+        // Two rows of `count`.
+        let half = samples.numel() / 2;
+        let mut dims = samples.shape.dims().to_vec();
+        dims[0] = idx.len();
+        let top = Tensor::new(dims.clone(), samples.data[..half].to_vec())?;
+        let bottom = Tensor::new(dims, samples.data[half..].to_vec())?;
+        let out = samples_path(&args.out);
+        write_grid(&out, &[&top, &bottom], idx.len(), 4)?;
+        println!(
+            "wrote {}: {} images decoded from random codes (N(0, 1), seed {})",
+            out.display(),
+            2 * idx.len(),
+            args.seed
+        );
+    }
     Ok(())
+}
+
+/// Where the grid decoded from random codes goes: `x.png` → `x.samples.png`.
+pub fn samples_path(out: &std::path::Path) -> PathBuf {
+    super::common::beside(out, "samples.png")
 }

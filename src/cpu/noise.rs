@@ -80,6 +80,60 @@ pub fn dropout_backward(dy: &Tensor, p: f32, seed: u32, step: u32) -> Result<Ten
     dropout("dropout_backward", dy, p, seed, step)
 }
 
+/// `(batch, z)` of a variational encoder's output `h = [N, 2z]`: means, then log-variances.
+pub fn check_latent(op: &str, h: &crate::shape::Shape) -> Result<(usize, usize)> {
+    match h.dims() {
+        &[n, w] if n > 0 && w > 0 && w % 2 == 0 => Ok((n, w / 2)),
+        _ => Err(Error::invalid(
+            op,
+            format!(
+                "h must be [batch, 2·latent] (means then log-variances, an even width), got {h}"
+            ),
+        )),
+    }
+}
+
+/// `z = mu + exp(logvar / 2)·eps` for `h = [mu | logvar]` (`[N, 2z]` → `[N, z]`), `eps` the
+/// standard normal draws of (`seed`, `step`, `b·z + j`): a variational autoencoder's sample.
+pub fn reparameterize(h: &Tensor, seed: u32, step: u32) -> Result<Tensor> {
+    let (n, z) = check_latent("reparameterize", &h.shape)?;
+    let mut out = Vec::with_capacity(n * z);
+    for b in 0..n {
+        for j in 0..z {
+            let (mu, lv) = (
+                h.data[b * 2 * z + j] as f64,
+                h.data[b * 2 * z + z + j] as f64,
+            );
+            let eps = normal(seed, step, (b * z + j) as u32);
+            out.push((mu + (0.5 * lv).exp() * eps) as f32);
+        }
+    }
+    Tensor::new([n, z], out)
+}
+
+/// `dh = [dz | dz·eps·exp(logvar / 2)/2]`, the same draws again.
+pub fn reparameterize_backward(h: &Tensor, dz: &Tensor, seed: u32, step: u32) -> Result<Tensor> {
+    let op = "reparameterize_backward";
+    let (n, z) = check_latent(op, &h.shape)?;
+    if dz.shape.dims() != [n, z] {
+        return Err(Error::invalid(
+            op,
+            format!("dz must be [{n}, {z}] for h {}, got {}", h.shape, dz.shape),
+        ));
+    }
+    let mut out = vec![0.0; n * 2 * z];
+    for b in 0..n {
+        for j in 0..z {
+            let d = dz.data[b * z + j] as f64;
+            let lv = h.data[b * 2 * z + z + j] as f64;
+            let eps = normal(seed, step, (b * z + j) as u32);
+            out[b * 2 * z + j] = d as f32;
+            out[b * 2 * z + z + j] = (d * eps * 0.5 * (0.5 * lv).exp()) as f32;
+        }
+    }
+    Tensor::new(h.shape.clone(), out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +178,34 @@ mod tests {
         );
         assert_eq!(dropout_forward(&x, 0.0, 5, 9).unwrap().data, x.data);
         assert!(dropout_forward(&x, 1.5, 5, 9).is_err());
+    }
+
+    #[test]
+    fn reparameterize_gradient_matches_finite_differences() {
+        use crate::cpu::finite_diff::{dot, numeric_grad};
+        let h = Tensor::uniform([3, 8], -1.0, 1.0, 4);
+        let dz = Tensor::uniform([3, 4], -1.0, 1.0, 5);
+        let z = reparameterize(&h, 2, 7).unwrap();
+        assert_eq!(z.shape.dims(), [3, 4]);
+        let dh = reparameterize_backward(&h, &dz, 2, 7).unwrap();
+        let numeric = numeric_grad(&h, 1e-2, |h| dot(&dz, &reparameterize(h, 2, 7).unwrap()));
+        for (i, (n, a)) in numeric.iter().zip(&dh.data).enumerate() {
+            assert!(
+                (n - *a as f64).abs() < 1e-3 * (1.0 + n.abs()),
+                "{i}: {n} vs {a}"
+            );
+        }
+        // A variance of e^−30 leaves the mean; another step draws another sample.
+        let mut sure = h.clone();
+        (0..3).for_each(|b| (4..8).for_each(|j| sure.data[b * 8 + j] = -60.0));
+        let z = reparameterize(&sure, 2, 7).unwrap();
+        assert!((z.data[5] - sure.data[9]).abs() < 1e-6);
+        assert_ne!(
+            reparameterize(&h, 2, 8).unwrap().data,
+            reparameterize(&h, 2, 7).unwrap().data
+        );
+        assert!(reparameterize(&Tensor::zeros([2, 3]), 0, 0).is_err());
+        assert!(reparameterize_backward(&h, &Tensor::zeros([3, 8]), 0, 0).is_err());
     }
 
     #[test]

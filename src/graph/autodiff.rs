@@ -187,6 +187,21 @@ impl Autodiff<'_> {
                 let dx = self.g.dropout_grad(dy, x(1), *p, *seed);
                 self.give(x(0), dx);
             }
+            Op::Reparameterize { seed } => {
+                let shape = self.g.shape(x(0)).clone();
+                let name = self.g.layer().to_string();
+                let op = Op::ReparameterizeGrad { seed: *seed };
+                let dh = self.g.push(op, vec![x(0), dy, x(1)], shape, name);
+                self.give(x(0), dh);
+            }
+            Op::KlDivergence => {
+                let shape = self.g.shape(x(0)).clone();
+                let name = self.g.layer().to_string();
+                let dh = self
+                    .g
+                    .push(Op::KlDivergenceGrad, vec![x(0), dy], shape, name);
+                self.give(x(0), dh);
+            }
             Op::Pool(spec) => {
                 let dx = self.g.pool_grad(*spec, x(0), dy);
                 self.give(x(0), dx);
@@ -238,6 +253,8 @@ impl Autodiff<'_> {
             }
             Op::ActivationGrad(_)
             | Op::DropoutGrad { .. }
+            | Op::ReparameterizeGrad { .. }
+            | Op::KlDivergenceGrad
             | Op::PoolGrad(_)
             | Op::PointLossGrad(_)
             | Op::CrossEntropyGrad => {

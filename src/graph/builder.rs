@@ -280,6 +280,29 @@ impl Graph {
         self.add_node(Op::DropoutGrad { p, seed }, vec![dy, step], shape)
     }
 
+    /// A variational autoencoder's sample from `h = [mu | logvar]` (`[N, 2z]` → `[N, z]`), its
+    /// noise drawn from (`seed`, the fed u32 `step`, element).
+    pub fn reparameterize(&mut self, h: NodeId, step: NodeId, seed: u32) -> Result<NodeId> {
+        let op = "reparameterize";
+        let (n, z) =
+            crate::cpu::noise::check_latent(op, self.shape(h)).map_err(|e| self.in_layer(e))?;
+        if !matches!(self.node(step).op, Op::Labels) || self.shape(step).numel() != 1 {
+            return Err(self.fail(op, "step must be a u32 input of one element"));
+        }
+        Ok(self.add_node(
+            Op::Reparameterize { seed },
+            vec![h, step],
+            Shape::new([n, z]),
+        ))
+    }
+
+    /// The KL divergence of the distributions `h = [mu | logvar]` describe from `N(0, 1)`.
+    pub fn kl_divergence(&mut self, h: NodeId) -> Result<NodeId> {
+        crate::cpu::noise::check_latent("kl_divergence", self.shape(h))
+            .map_err(|e| self.in_layer(e))?;
+        Ok(self.add_node(Op::KlDivergence, vec![h], Shape::new([1])))
+    }
+
     /// Nearest upsampling of NCHW `x` by integer factors `scale` (`nn.Upsample`).
     pub fn upsample(&mut self, x: NodeId, scale: [usize; 2]) -> Result<NodeId> {
         let spec = PoolSpec::upsample(self.shape(x), scale).map_err(|e| self.in_layer(e))?;

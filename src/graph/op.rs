@@ -41,6 +41,15 @@ pub enum Op {
     Dropout { p: f32, seed: u32 },
     /// `[dy, step] → dy · mask / (1 − p)`, the forward's mask drawn again.
     DropoutGrad { p: f32, seed: u32 },
+    /// `[h, step] → mu + exp(logvar/2)·eps` for `h = [mu | logvar]` (`[N, 2z]` → `[N, z]`),
+    /// `eps` standard normal draws of (seed, step, element): a variational autoencoder's sample.
+    Reparameterize { seed: u32 },
+    /// `[h, dz, step] → dh`, the forward's draws again.
+    ReparameterizeGrad { seed: u32 },
+    /// `[h] → [KL(N(mu, exp(logvar)) ‖ N(0, 1))]`, summed over the latent, averaged over rows.
+    KlDivergence,
+    /// `[h, g] → [mu | (exp(logvar) − 1)/2] / N · g`.
+    KlDivergenceGrad,
     /// `[x] → act(x)`, elementwise.
     Activation(Activation),
     /// `[v, dy] → dx`, the activation's gradient: `v` is the activation's input for ReLU and
@@ -78,6 +87,10 @@ impl Op {
             Op::Noise { .. } => "gaussian_noise",
             Op::Dropout { .. } => "dropout_forward",
             Op::DropoutGrad { .. } => "dropout_backward",
+            Op::Reparameterize { .. } => "reparameterize",
+            Op::ReparameterizeGrad { .. } => "reparameterize_backward",
+            Op::KlDivergence => "kl_divergence",
+            Op::KlDivergenceGrad => "kl_divergence_backward",
             Op::Activation(_) => "activation",
             Op::ActivationGrad(_) => "activation_grad",
             Op::Add => "add",

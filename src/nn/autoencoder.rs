@@ -6,7 +6,8 @@ use super::sequential::Sequential;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId};
 use crate::shape::Shape;
-use crate::spec::{Activation, PointLoss};
+use crate::spec::{Activation, MatmulSpec, PointLoss};
+use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// An autoencoder for `[channels, height, width]` images: `decoder(encoder(x))` must give back
@@ -24,6 +25,11 @@ pub struct AutoencoderConfig {
     /// (the loss still compares with the clean images). `None`: a plain autoencoder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<Noise>,
+    /// A variational autoencoder: the encoder gives `[N, 2z]` (means, then log-variances), the
+    /// decoder gets a sample of `N(mu, exp(logvar))` while training and the mean otherwise, and
+    /// the loss adds the KL divergence from `N(0, 1)`. `None`: a plain autoencoder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variational: Option<Variational>,
     pub encoder: Vec<Layer>,
     pub decoder: Vec<Layer>,
 }
@@ -39,6 +45,25 @@ pub struct Noise {
     pub seed: u32,
 }
 
+/// A variational autoencoder's settings (Kingma & Welling). The code is the mean `mu`; a
+/// training step decodes `z = mu + exp(logvar/2)·eps`, `eps ~ N(0, 1)` drawn on the device from
+/// (`seed`, step, element). The loss is the reconstruction loss's mean plus
+/// `beta · KL / (C·H·W)`, KL summed over the latent and averaged over the batch: PyTorch's
+/// `(recon(reduction='sum') + beta * kld) / x.numel()`, the sum-reduced tutorial loss per
+/// element.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variational {
+    #[serde(default = "one")]
+    pub beta: f32,
+    #[serde(default)]
+    pub seed: u32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
 /// The two halves as PyTorch would hold them, plus the nodes of one forward pass.
 #[derive(Clone, Debug)]
 pub struct AutoencoderNodes {
@@ -46,6 +71,8 @@ pub struct AutoencoderNodes {
     /// The training step the noise is drawn for (a fed u32 `[1]`), where the pass adds noise.
     pub step_input: Option<NodeId>,
     pub code: NodeId,
+    /// A variational encoder's output `[N, 2z]`: means, then log-variances.
+    pub latent: Option<NodeId>,
     /// What the loss compares with the images: the decoder's output.
     pub prediction: NodeId,
     /// The reconstructed images: the prediction, or its sigmoid under `bce_with_logits`.
@@ -95,6 +122,7 @@ impl AutoencoderConfig {
             image: [channels, size, size],
             loss: PointLoss::Mse,
             noise: None,
+            variational: None,
             encoder: vec![
                 conv(channels, w1),
                 Layer::ReLU,
@@ -147,6 +175,7 @@ impl AutoencoderConfig {
         // A training pass with random parts (input noise, dropout) gets the step number they
         // draw from as a fed input.
         let random = self.noise.is_some()
+            || self.variational.is_some()
             || self
                 .encoder
                 .iter()
@@ -165,8 +194,15 @@ impl AutoencoderConfig {
             }
             _ => input,
         };
-        let code = self.encoder().forward(g, noisy)?;
-        let prediction = self.decoder().forward(g, code)?;
+        let (code, latent) = self.encode(g, noisy)?;
+        let sample = match (self.variational, latent, step_input) {
+            (Some(v), Some(h), Some(step)) => {
+                g.set_layer("reparameterize (a sample of the code)");
+                g.reparameterize(h, step, v.seed)?
+            }
+            _ => code,
+        };
+        let prediction = self.decoder().forward(g, sample)?;
         let (got, want) = (g.shape(prediction).clone(), g.shape(input).clone());
         let last = self.decoder.len().saturating_sub(1);
         if got != want {
@@ -205,9 +241,54 @@ impl AutoencoderConfig {
             input,
             step_input,
             code,
+            latent,
             prediction,
             reconstruction,
         })
+    }
+
+    /// The encoder on `x`: the code, and for a variational autoencoder the encoder's output
+    /// `[N, 2z]` it is the means of (the code is then `mu`, picked by a product with `[I; 0]`).
+    pub fn encode(&self, g: &mut Graph, x: NodeId) -> Result<(NodeId, Option<NodeId>)> {
+        let h = self.encoder().forward(g, x)?;
+        if self.variational.is_none() {
+            return Ok((h, None));
+        }
+        let last = format!("encoder.{}", self.encoder.len().saturating_sub(1));
+        let (n, z) = crate::cpu::noise::check_latent("variational", g.shape(h)).map_err(|_| {
+            Error::model(
+                &last,
+                format!(
+                    "a variational encoder must end in [batch, 2·latent] (means, then \
+                     log-variances; e.g. a Linear to 2z), got {}",
+                    g.shape(h)
+                ),
+            )
+        })?;
+        g.set_layer("code (the means)");
+        let mut pick = Tensor::zeros([2 * z, z]);
+        (0..z).for_each(|j| pick.data[j * z + j] = 1.0);
+        let pick = g.constant(&format!("[I; 0] ({} → {z})", 2 * z), pick);
+        let mu = g.matmul(MatmulSpec::new(n, 2 * z, z), h, pick, None, [n, z])?;
+        g.set_layer("");
+        Ok((mu, Some(h)))
+    }
+
+    /// The loss of a pass: the reconstruction loss against the clean images, plus a variational
+    /// autoencoder's `beta · KL / (C·H·W)` (see [`Variational`]).
+    pub fn loss(&self, g: &mut Graph, n: &AutoencoderNodes) -> Result<NodeId> {
+        g.set_layer(format!("loss ({})", self.loss.torch_name()));
+        let reconstruction = g.point_loss(self.loss, n.prediction, n.input)?;
+        let (Some(v), Some(h)) = (self.variational, n.latent) else {
+            return Ok(reconstruction);
+        };
+        g.set_layer(format!("KL divergence (beta {})", v.beta));
+        let kl = g.kl_divergence(h)?;
+        let per_element = v.beta / self.image.iter().product::<usize>() as f32;
+        let kl = g.scale(per_element, kl);
+        let total = g.add(reconstruction, kl)?;
+        g.set_layer("");
+        Ok(total)
     }
 
     /// The shape of one image's code.
@@ -223,6 +304,14 @@ impl AutoencoderConfig {
             return Err(Error::model(
                 "autoencoder",
                 format!("image shape {:?} has a zero", self.image),
+            ));
+        }
+        if let Some(v) = self.variational
+            && !(v.beta.is_finite() && v.beta >= 0.0)
+        {
+            return Err(Error::model(
+                "variational",
+                format!("beta {} must be finite and at least 0", v.beta),
             ));
         }
         self.training_forward(&mut Graph::new(), 1).map(|_| ())

@@ -335,3 +335,39 @@ fn sliced_losses_keep_a_nan_in_any_slice() {
         );
     }
 }
+
+/// The variational autoencoder's KL term and its gradient: one pass and sliced (a batch of
+/// latents large enough for several workgroups), against the CPU twin.
+#[test]
+fn kl_divergence() {
+    let g = Tensor::new([1], vec![0.7]).unwrap();
+    for (rows, latent) in [(1, 1), (5, 3), (300, 40)] {
+        let h = Tensor::uniform([rows, 2 * latent], -2.0, 2.0, 26);
+        let want = cpu::loss::kl_divergence(&h).unwrap();
+        let want_dh = cpu::loss::kl_divergence_backward(&h, &g).unwrap();
+        for ctx in contexts() {
+            let gh = ctx.upload("h", &h).unwrap();
+            let gg = ctx.upload("g", &g).unwrap();
+            let out = ctx.zeros("kl", [1]).unwrap();
+            let dh = ctx.zeros("dh", h.shape.clone()).unwrap();
+            let fwd = k::kl_divergence(ctx, &gh, &out).unwrap();
+            let bwd = k::kl_divergence_backward(ctx, &gh, &gg, &dh).unwrap();
+            ctx.run(&[&fwd, &bwd]).unwrap();
+            let what = format!("kl_divergence {}", h.shape);
+            let got = ctx.download(&out).unwrap().data;
+            check(
+                ctx,
+                &what,
+                &got,
+                &want.data,
+                Tolerance::reduction(rows * latent),
+            );
+            let what = format!("kl_divergence_backward {}", h.shape);
+            let got = ctx.download(&dh).unwrap().data;
+            check(ctx, &what, &got, &want_dh.data, Tolerance::POINTWISE);
+            let odd = ctx.zeros("odd", [2, 3]).unwrap();
+            let bad = k::kl_divergence(ctx, &odd, &out).unwrap_err();
+            assert!(bad.to_string().contains("kl_divergence"), "{bad}");
+        }
+    }
+}

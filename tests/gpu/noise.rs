@@ -72,3 +72,37 @@ fn dropout_masks_match_the_cpu() {
         }
     }
 }
+
+/// A variational autoencoder's sample and its gradient: the same draws as the CPU twin, a
+/// sample that follows the step, bad shapes refused.
+#[test]
+fn reparameterize_matches_the_cpu() {
+    let h = Tensor::uniform([37, 2 * 11], -1.5, 1.5, 82);
+    let dz = Tensor::uniform([37, 11], -1.0, 1.0, 83);
+    for ctx in contexts() {
+        let gh = ctx.upload("h", &h).unwrap();
+        let gdz = ctx.upload("dz", &dz).unwrap();
+        let z = ctx.zeros("z", [37, 11]).unwrap();
+        let dh = ctx.zeros("dh", h.shape.clone()).unwrap();
+        let mut seen = Vec::new();
+        for (seed, step) in [(0u32, 0u32), (0, 1), (5, 123_456)] {
+            let counter = ctx.upload_labels("step", &[step]).unwrap();
+            let fwd = k::reparameterize(ctx, seed, &gh, &counter, &z).unwrap();
+            let bwd = k::reparameterize_backward(ctx, seed, &gh, &gdz, &counter, &dh).unwrap();
+            ctx.run(&[&fwd, &bwd]).unwrap();
+            let what = format!("reparameterize seed {seed} step {step}");
+            let got = ctx.download(&z).unwrap().data;
+            let want = cpu::noise::reparameterize(&h, seed, step).unwrap();
+            check(ctx, &what, &got, &want.data, NOISE);
+            let what = format!("reparameterize_backward seed {seed} step {step}");
+            let got_dh = ctx.download(&dh).unwrap().data;
+            let want = cpu::noise::reparameterize_backward(&h, &dz, seed, step).unwrap();
+            check(ctx, &what, &got_dh, &want.data, NOISE);
+            seen.push(got);
+        }
+        assert_ne!(seen[0], seen[1], "steps 0 and 1 drew the same sample");
+        let counter = ctx.upload_labels("step", &[0]).unwrap();
+        let bad = k::reparameterize(ctx, 0, &gh, &counter, &dh).unwrap_err();
+        assert!(bad.to_string().contains("reparameterize"), "{bad}");
+    }
+}

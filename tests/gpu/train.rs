@@ -264,6 +264,7 @@ fn new_layers_step_zero_matches_the_cpu() {
         image: [1, 12, 12],
         loss: PointLoss::Bce,
         noise: None,
+        variational: None,
         encoder: vec![
             Layer::conv2d(1, 4, 3, 1, 1),
             Layer::GELU,
@@ -331,6 +332,64 @@ fn new_layers_step_zero_matches_the_cpu() {
         );
         for ((name, g), (_, c)) in grads.iter().zip(&cpu_grads) {
             let what = format!("new layers: d loss / d {name}, step 0");
+            check(ctx, &what, &g.data, &c.data, scaled(&c.data, 1e-4));
+        }
+    }
+}
+
+/// A variational autoencoder's training step on every adapter against the CPU reference: the
+/// sample (drawn on the device from the step), reconstruction + β·KL, every gradient, and the
+/// evaluation loss (decoding the means).
+#[test]
+fn variational_step_zero_matches_the_cpu() {
+    use wgrad::nn::{Layer, Variational};
+    use wgrad::spec::PointLoss;
+    let config = AutoencoderConfig {
+        image: [1, 8, 8],
+        loss: PointLoss::BceWithLogits,
+        noise: None,
+        variational: Some(Variational { beta: 2.0, seed: 1 }),
+        encoder: vec![
+            Layer::conv2d(1, 4, 3, 2, 1),
+            Layer::ReLU,
+            Layer::Flatten,
+            Layer::linear(64, 10),
+        ],
+        decoder: vec![
+            Layer::linear(5, 64),
+            Layer::ReLU,
+            Layer::Unflatten {
+                dims: vec![4, 4, 4],
+            },
+            Layer::conv_transpose2d(4, 1, 3, 2, 1, 1),
+        ],
+    };
+    let x = Tensor::uniform([6, 1, 8, 8], 0.0, 1.0, 13);
+    let sgd = Optimizer::Sgd(SgdConfig::new(0.0));
+    let run = |device: Device| {
+        let mut t = Trainer::new(device, config.clone(), 6, sgd, SEED).unwrap();
+        t.step(&x).unwrap();
+        let loss = t.flush_losses().unwrap()[0].1;
+        let grads = t.gradients().unwrap();
+        let (eval_loss, _, code) = t.evaluate(&x).unwrap();
+        (loss, grads, eval_loss, code)
+    };
+    let (cpu_loss, cpu_grads, cpu_eval, cpu_code) = run(Device::Cpu);
+    assert_eq!(cpu_code.shape.dims(), [6, 5], "the code is the means");
+    for ctx in contexts() {
+        let (loss, grads, eval, code) = run(Device::Gpu(ctx.clone()));
+        let tol = Tolerance::reduction(64 * 6);
+        check(ctx, "VAE: loss, step 0", &[loss], &[cpu_loss], tol);
+        check(ctx, "VAE: evaluation loss", &[eval], &[cpu_eval], tol);
+        check(
+            ctx,
+            "VAE: code",
+            &code.data,
+            &cpu_code.data,
+            scaled(&cpu_code.data, 1e-5),
+        );
+        for ((name, g), (_, c)) in grads.iter().zip(&cpu_grads) {
+            let what = format!("VAE: d loss / d {name}, step 0");
             check(ctx, &what, &g.data, &c.data, scaled(&c.data, 1e-4));
         }
     }

@@ -37,6 +37,12 @@ pub(crate) fn eval(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
         Op::DropoutGrad { p, seed } => {
             cpu::noise::dropout_backward(x(0), *p, *seed, labels_of(x(1))[0])
         }
+        Op::Reparameterize { seed } => cpu::noise::reparameterize(x(0), *seed, labels_of(x(1))[0]),
+        Op::ReparameterizeGrad { seed } => {
+            cpu::noise::reparameterize_backward(x(0), x(1), *seed, labels_of(x(2))[0])
+        }
+        Op::KlDivergence => cpu::loss::kl_divergence(x(0)),
+        Op::KlDivergenceGrad => cpu::loss::kl_divergence_backward(x(0), x(1)),
         Op::Pool(s) => cpu::pool::forward(s, x(0)),
         // dy comes last; x (first) only for a max pool, which alone reads it.
         Op::PoolGrad(s) => cpu::pool::backward(s, x(0), x(inputs.len() - 1)),

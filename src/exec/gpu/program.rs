@@ -168,6 +168,12 @@ fn launch(ctx: &GpuContext, op: &Op, ins: &[&GpuTensor], out: &GpuTensor) -> Res
         Op::Noise { std, seed } => noise::gaussian_noise(ctx, *std, *seed, x(0), x(1), out),
         Op::Dropout { p, seed } => noise::dropout_forward(ctx, *p, *seed, x(0), x(1), out),
         Op::DropoutGrad { p, seed } => noise::dropout_backward(ctx, *p, *seed, x(0), x(1), out),
+        Op::Reparameterize { seed } => noise::reparameterize(ctx, *seed, x(0), x(1), out),
+        Op::ReparameterizeGrad { seed } => {
+            noise::reparameterize_backward(ctx, *seed, x(0), x(1), x(2), out)
+        }
+        Op::KlDivergence => loss::kl_divergence(ctx, x(0), out),
+        Op::KlDivergenceGrad => loss::kl_divergence_backward(ctx, x(0), x(1), out),
         Op::Pool(s) => pool::forward(ctx, s, x(0), out),
         // dy comes last; x (first) only for a max pool, which alone reads it.
         Op::PoolGrad(s) => pool::backward(ctx, s, x(0), x(ins.len() - 1), out),

@@ -51,17 +51,17 @@ fn sliced(
     ctx: &GpuContext,
     entry: &'static str,
     p: Params,
-    inputs: [&GpuTensor; 2],
+    inputs: &[&GpuTensor],
     out: &GpuTensor,
 ) -> Result<Launch> {
-    let [x, other] = inputs;
+    let bound = |out| inputs.iter().copied().chain([out]).collect::<Vec<_>>();
     if p.slices == 1 {
         return ctx.launch(
             shaders::LOSS,
             entry,
             &[],
             bytemuck::bytes_of(&p),
-            &[x, other, out],
+            &bound(out),
             Workgroups::Linear(1),
         );
     }
@@ -71,14 +71,14 @@ fn sliced(
         entry,
         &[],
         bytemuck::bytes_of(&p),
-        &[x, other, &sums],
+        &bound(&sums),
         Workgroups::Linear(p.slices as u64),
     )?;
     let second = Params {
         n: p.slices,
         classes: 0,
         slices: 1,
-        divisor: p.n,
+        divisor: p.divisor,
     };
     Ok(first.followed_by(ctx.launch(
         shaders::LOSS,
@@ -147,7 +147,7 @@ pub fn point_loss(
     check_scalar_f32(op, "output", out)?;
     let mut p = params(op, y, y.numel(), 0)?;
     p.slices = slices(y.numel(), 8) as u32;
-    sliced(ctx, op, p, [y, t], out)
+    sliced(ctx, op, p, &[y, t], out)
 }
 
 /// `dy = 2(y − t)/numel · g[0]`.
@@ -199,7 +199,7 @@ pub fn softmax_cross_entropy(
     check_scalar_f32(op, "output", out)?;
     let mut p = params(op, logits, rows, classes)?;
     p.slices = slices(rows, 1) as u32;
-    sliced(ctx, op, p, [logits, labels], out)
+    sliced(ctx, op, p, &[logits, labels], out)
 }
 
 /// `dz = (softmax(z) − onehot(label)) / B · g[0]`, one invocation per row.
@@ -223,5 +223,47 @@ pub fn softmax_cross_entropy_backward(
         bytemuck::bytes_of(&p),
         &[logits, labels, g, dz],
         Workgroups::Linear((rows as u64).div_ceil(WORKGROUP)),
+    )
+}
+
+/// `(rows, latent)` of a variational encoder's `h = [N, 2z]`, checked as the CPU twin does.
+fn check_latent(op: &str, h: &GpuTensor) -> Result<(usize, usize)> {
+    check_f32(op, "h", h)?;
+    crate::cpu::noise::check_latent(op, &h.shape)
+}
+
+/// `out[0]` = the KL divergence of `N(mu, exp(logvar))` from `N(0, 1)` for `h = [mu | logvar]`
+/// (`[N, 2z]`), summed over the latent and averaged over the rows; sliced as [`mse_loss`] is.
+pub fn kl_divergence(ctx: &GpuContext, h: &GpuTensor, out: &GpuTensor) -> Result<Launch> {
+    let op = "kl_divergence";
+    let (rows, latent) = check_latent(op, h)?;
+    check_scalar_f32(op, "output", out)?;
+    let mut p = params(op, h, rows * latent, latent)?;
+    p.divisor = rows as u32;
+    p.slices = slices(rows * latent, 8) as u32;
+    sliced(ctx, op, p, &[h], out)
+}
+
+/// `dh = [mu | (exp(logvar) − 1)/2] / N · g[0]`.
+pub fn kl_divergence_backward(
+    ctx: &GpuContext,
+    h: &GpuTensor,
+    g: &GpuTensor,
+    dh: &GpuTensor,
+) -> Result<Launch> {
+    let op = "kl_divergence_backward";
+    let (rows, latent) = check_latent(op, h)?;
+    check_scalar_f32(op, "g", g)?;
+    check_f32(op, "dh", dh)?;
+    same(op, "h", &h.shape, "dh", &dh.shape)?;
+    let mut p = params(op, h, h.numel(), latent)?;
+    p.divisor = rows as u32;
+    ctx.launch(
+        shaders::LOSS,
+        op,
+        &[],
+        bytemuck::bytes_of(&p),
+        &[h, g, dh],
+        Workgroups::Linear((h.numel() as u64).div_ceil(WORKGROUP)),
     )
 }

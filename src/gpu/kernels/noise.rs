@@ -12,7 +12,8 @@ struct Params {
     /// The noise's std, or dropout's p.
     sigma: f32,
     seed: u32,
-    _pad: u32,
+    /// reparameterize: the latent width z.
+    latent: u32,
 }
 
 /// `y = clamp(x + std·z, 0, 1)`, `z` standard normal draws of (`seed`, `step[0]`, element).
@@ -79,7 +80,7 @@ fn launch(
         n,
         sigma,
         seed,
-        _pad: 0,
+        latent: 0,
     };
     ctx.launch(
         shaders::NOISE,
@@ -113,4 +114,86 @@ pub fn dropout_backward(
     dx: &GpuTensor,
 ) -> Result<Launch> {
     dropout(ctx, "dropout_backward", p, seed, dy, step, dx)
+}
+
+/// `z = mu + exp(logvar/2)·eps` for `h = [mu | logvar]` (`[N, 2z]` → `[N, z]`), `eps` the
+/// standard normal draws of (`seed`, `step[0]`, `b·z + j`).
+pub fn reparameterize(
+    ctx: &GpuContext,
+    seed: u32,
+    h: &GpuTensor,
+    step: &GpuTensor,
+    z: &GpuTensor,
+) -> Result<Launch> {
+    let op = "reparameterize";
+    let (n, latent) = check_h(op, h)?;
+    check_f32(op, "z", z)?;
+    if z.shape.dims() != [n, latent] {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "z must be [{n}, {latent}] for h {}, got {}",
+                h.shape, z.shape
+            ),
+        ));
+    }
+    latent_launch(ctx, op, seed, latent, &[h, step, z])
+}
+
+/// `dh = [dz | dz·eps·exp(logvar/2)/2]`, the forward's draws again.
+pub fn reparameterize_backward(
+    ctx: &GpuContext,
+    seed: u32,
+    h: &GpuTensor,
+    dz: &GpuTensor,
+    step: &GpuTensor,
+    dh: &GpuTensor,
+) -> Result<Launch> {
+    let op = "reparameterize_backward";
+    let (n, latent) = check_h(op, h)?;
+    check_f32(op, "dz", dz)?;
+    check_f32(op, "dh", dh)?;
+    if dz.shape.dims() != [n, latent] {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "dz must be [{n}, {latent}] for h {}, got {}",
+                h.shape, dz.shape
+            ),
+        ));
+    }
+    same(op, "h", &h.shape, "dh", &dh.shape)?;
+    latent_launch(ctx, op, seed, latent, &[h, step, dh, dz])
+}
+
+fn check_h(op: &str, h: &GpuTensor) -> Result<(usize, usize)> {
+    check_f32(op, "h", h)?;
+    crate::cpu::noise::check_latent(op, &h.shape)
+}
+
+/// Launches a reparameterize entry over its output (`tensors[2]`), one invocation an element.
+fn latent_launch(
+    ctx: &GpuContext,
+    op: &'static str,
+    seed: u32,
+    latent: usize,
+    tensors: &[&GpuTensor],
+) -> Result<Launch> {
+    check_step(op, tensors[1])?;
+    let out = tensors[2];
+    let n = count(op, &format!("{} {}", out.label, out.shape), out.numel())?;
+    let params = Params {
+        n,
+        sigma: 0.0,
+        seed,
+        latent: latent as u32,
+    };
+    ctx.launch(
+        shaders::NOISE,
+        op,
+        &[],
+        bytemuck::bytes_of(&params),
+        tensors,
+        Workgroups::Linear((n as u64).div_ceil(256)),
+    )
 }
