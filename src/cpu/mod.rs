@@ -1,6 +1,7 @@
 //! The CPU reference: one plain function per GPU kernel entry point, with the same name,
 //! accumulating in f64. The tests hold every GPU result to these.
 
+pub mod batch_norm;
 pub mod conv;
 #[cfg(test)]
 pub(crate) mod finite_diff;

@@ -1,6 +1,6 @@
 //! The WGSL sources, embedded in the library. One file per kernel family.
 //!
-//! The files that sum across a workgroup (reduce.wgsl, loss.wgsl) get their `tree_sum` from a
+//! The files that sum across a workgroup (reduce.wgsl, loss.wgsl, batch_norm.wgsl) get their `tree_sum` from a
 //! prelude put in front of them at compile time: tree_sum.wgsl on every device, or
 //! tree_sum_subgroups.wgsl where the device has subgroup operations (the same bits, fewer
 //! barriers). [`GpuContext::pipeline`](crate::GpuContext::pipeline) picks the variant.
@@ -55,6 +55,7 @@ shader!(POINTWISE, "pointwise.wgsl");
 shader!(POOL, "pool.wgsl");
 tree_shader!(REDUCE, REDUCE_SUBGROUPS, "reduce.wgsl");
 tree_shader!(LOSS, LOSS_SUBGROUPS, "loss.wgsl");
+tree_shader!(BATCH_NORM, BATCH_NORM_SUBGROUPS, "batch_norm.wgsl");
 shader!(OPTIM, "optim.wgsl");
 shader!(HEALTH, "health.wgsl");
 
@@ -69,6 +70,8 @@ pub const ALL: &[ShaderFile] = &[
     REDUCE_SUBGROUPS,
     LOSS,
     LOSS_SUBGROUPS,
+    BATCH_NORM,
+    BATCH_NORM_SUBGROUPS,
     OPTIM,
     HEALTH,
 ];

@@ -2,6 +2,7 @@
 //! CPU twin. One test binary (one set of devices opened once); one file per kernel family.
 #![cfg(not(target_arch = "wasm32"))] // native: blocking calls, files, processes
 
+mod batch_norm;
 mod common;
 mod conv;
 mod diverge;

@@ -4,6 +4,7 @@
 //! [`Launch`]: crate::gpu::Launch
 //! [`GpuContext::run`]: crate::gpu::GpuContext::run
 
+pub mod batch_norm;
 pub mod health;
 pub mod im2col;
 pub mod loss;
