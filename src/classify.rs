@@ -103,10 +103,11 @@ impl Classifier {
         check_params(&specs)?;
         params.extend(init_params(&specs, seed));
         let frozen = !joint;
+        let buffers = ae.buffers();
         let session = Session::new(
             device,
             params,
-            &|n| frozen_param(frozen, n),
+            &|n| frozen_param(frozen, n, &buffers),
             Some(optimizer),
         )?;
         let train = compile_step(&session, ae, &head, frozen, batch, false).await?;
@@ -308,9 +309,10 @@ impl Classifier {
     }
 }
 
-/// Whether parameter `name` is frozen: the encoder's, when the encoder is frozen.
-fn frozen_param(frozen: bool, name: &str) -> bool {
-    frozen && name.starts_with("encoder.")
+/// Whether parameter `name` is frozen: the encoder's, when the encoder is frozen, and always
+/// the `buffers` (batch normalisation's running moments).
+fn frozen_param(frozen: bool, name: &str, buffers: &[String]) -> bool {
+    frozen && name.starts_with("encoder.") || buffers.iter().any(|b| b == name)
 }
 
 /// The index of each row's largest logit (the first, on ties).
@@ -342,7 +344,10 @@ async fn compile_step(
 ) -> Result<StepProgram> {
     let mut built = build(ae, head, batch)?;
     fuse_activations(&mut built.graph, &[]);
-    let grads = backward(&mut built.graph, built.loss, &|n| frozen_param(frozen, n))?;
+    let buffers = ae.buffers();
+    let grads = backward(&mut built.graph, built.loss, &|n| {
+        frozen_param(frozen, n, &buffers)
+    })?;
     let (input, labels, loss) = (built.input, built.labels, built.loss);
     let spec = ProgramSpec::training(loss, grads, occasional);
     let program = session.compile_async(built.graph, spec).await?;

@@ -45,7 +45,11 @@ pub fn training_graph(
     // The target is the clean images, also under input noise.
     let loss = config.loss(&mut g, &n)?;
     fuse_activations(&mut g, &[]);
-    let grads = backward(&mut g, loss, frozen)?;
+    // Buffers (batch normalisation's running moments) are never trained.
+    let buffers = config.buffers();
+    let grads = backward(&mut g, loss, &|n| {
+        frozen(n) || buffers.iter().any(|b| b == n)
+    })?;
     Ok(TrainingGraph {
         graph: g,
         input: n.input,
@@ -148,7 +152,13 @@ impl Trainer {
             return Err(Error::invalid("trainer", "batch size must be at least 1"));
         }
         config.check()?;
-        let session = Session::new(device, params, &|_| false, Some(optimizer))?;
+        let buffers = config.buffers();
+        let session = Session::new(
+            device,
+            params,
+            &|n| buffers.iter().any(|b| b == n),
+            Some(optimizer),
+        )?;
         let train = compile_step(&session, &config, batch, false).await?;
         Ok(Trainer {
             config,

@@ -893,3 +893,257 @@ fn variational_autoencoder_gradients_match_finite_differences() {
         "{layer}: {message}"
     );
 }
+
+/// Convolution → BatchNorm2d → Tanh → Flatten → Linear → BatchNorm1d, on `[3, 2, 4, 4]`.
+fn batch_norm_model() -> Sequential {
+    let bn = |c| Layer::BatchNorm2d {
+        num_features: c,
+        eps: 1e-5,
+        momentum: 0.1,
+    };
+    Sequential::new(
+        "net",
+        vec![
+            Layer::Conv2d {
+                in_channels: 2,
+                out_channels: 3,
+                kernel_size: Size2::Square(3),
+                stride: Size2::Square(1),
+                padding: Size2::Square(1),
+                dilation: Size2::Square(1),
+                bias: false,
+            },
+            bn(3),
+            Layer::Tanh,
+            Layer::Flatten,
+            Layer::linear(48, 4),
+            Layer::BatchNorm1d {
+                num_features: 4,
+                eps: 1e-3,
+                momentum: 0.3,
+            },
+        ],
+    )
+}
+
+/// Parameters for [`batch_norm_model`]: its defaults, with the normalisations' weights, biases
+/// and running moments moved off 1 and 0 so that every term of the gradient shows.
+fn batch_norm_params() -> Vec<(String, Tensor)> {
+    let mut params = init_params(&batch_norm_model().params(), 12);
+    for (k, (name, t)) in params.iter_mut().enumerate() {
+        let (lo, hi) = match name.rsplit('.').next().unwrap() {
+            "running_var" | "weight" if t.shape.rank() == 1 => (0.5, 1.5),
+            "running_mean" | "bias" => (-0.3, 0.3),
+            _ => continue,
+        };
+        *t = Tensor::uniform(t.shape.clone(), lo, hi, 100 + k as u64);
+    }
+    params
+}
+
+/// Named tensors (gradients, parameters).
+type Named = Vec<(String, Tensor)>;
+
+/// Loss, gradients and parameters after one step (SGD, lr 0) of [`batch_norm_model`] under
+/// MSE, in training or evaluation mode.
+fn batch_norm_step(
+    params: &[(String, Tensor)],
+    x: &Tensor,
+    training: bool,
+) -> (f64, Named, Named) {
+    let model = batch_norm_model();
+    let buffers: Vec<String> = model
+        .params()
+        .into_iter()
+        .filter(|p| p.buffer)
+        .map(|p| p.name)
+        .collect();
+    let frozen = |n: &str| buffers.iter().any(|b| b == n);
+    let mut g = Graph::new();
+    g.set_training(training);
+    let input = g.input("x", [3, 2, 4, 4]).unwrap();
+    let y = model.forward(&mut g, input).unwrap();
+    let t = g.constant("target", Tensor::uniform([3, 4], -1.0, 1.0, 5));
+    let loss = g.mse_loss(y, t).unwrap();
+    let grads = backward(&mut g, loss, &frozen).unwrap();
+    let sgd = Optimizer::Sgd(SgdConfig::new(0.0));
+    let mut s = Session::new(Device::Cpu, params.to_vec(), &frozen, Some(sgd)).unwrap();
+    let mut p = s
+        .compile(g, ProgramSpec::training(loss, grads, false))
+        .unwrap();
+    s.step(&mut p, &[(input, Feed::Data(x))]).unwrap();
+    let l = s.flush_losses(&mut p).unwrap()[0].1 as f64;
+    (l, s.gradients(&p).unwrap(), s.state().unwrap().params)
+}
+
+/// Batch normalisation's gradients, in training (through the batch's moments) and in evaluation
+/// (running moments constant), against central differences of the whole graph.
+#[test]
+fn batch_norm_gradients_match_finite_differences() {
+    let params = batch_norm_params();
+    let x = Tensor::uniform([3, 2, 4, 4], -1.0, 1.0, 9);
+    for training in [true, false] {
+        let (_, grads, _) = batch_norm_step(&params, &x, training);
+        assert_eq!(
+            grads.len(),
+            7,
+            "conv weight, linear weight and bias, two BN pairs"
+        );
+        let h = 1e-2f32;
+        for (name, g) in &grads {
+            let k = params.iter().position(|(n, _)| n == name).unwrap();
+            // The floor: a bias right before a training-mode batch norm has a zero gradient
+            // (the batch mean takes it away), which f32 loss differences show as ~1e-5.
+            let scale = g.data.iter().fold(1e-3f64, |m, v| m.max(v.abs() as f64));
+            let mut worst = 0f64;
+            for i in 0..g.numel() {
+                let (mut plus, mut minus) = (params.clone(), params.clone());
+                plus[k].1.data[i] += h;
+                minus[k].1.data[i] -= h;
+                let numeric = (batch_norm_step(&plus, &x, training).0
+                    - batch_norm_step(&minus, &x, training).0)
+                    / (2.0 * h as f64);
+                worst = worst.max((numeric - g.data[i] as f64).abs() / scale);
+            }
+            println!("training {training}: {name}: {worst:.2e} of max|grad| {scale:.2e}");
+            assert!(
+                worst < 1e-2,
+                "training {training}: {name}: off by {worst:.3e}"
+            );
+        }
+    }
+}
+
+/// A training step moves the running moments as PyTorch does — `(1 − m)·running + m·batch`, the
+/// batch variance unbiased — and counts the batch, computed here from the data in f64; an
+/// evaluation step leaves them alone; a plain run (no step) too.
+#[test]
+fn batch_norm_running_moments_follow_pytorch() {
+    let params = batch_norm_params();
+    let x = Tensor::uniform([3, 2, 4, 4], -1.0, 1.0, 9);
+    let get = |ps: &[(String, Tensor)], name: &str| {
+        ps.iter().find(|(n, _)| n == name).unwrap().1.data.clone()
+    };
+    let (_, _, after) = batch_norm_step(&params, &x, true);
+    // The first BatchNorm2d's input: the bias-free convolution of x, on the CPU twin.
+    let w = get(&params, "net.0.weight");
+    let w = Tensor::new([3, 2, 3, 3], w).unwrap();
+    let p = wgrad::ConvParams::square(1, 1, 1);
+    let conv = wgrad::cpu::conv::conv2d_forward(&x, &w, None, p, wgrad::Activation::None).unwrap();
+    let m = 0.1;
+    for c in 0..3 {
+        let v: Vec<f64> = (0..3)
+            .flat_map(|b| conv.data[(b * 3 + c) * 16..(b * 3 + c + 1) * 16].to_vec())
+            .map(|v| v as f64)
+            .collect();
+        let mean = v.iter().sum::<f64>() / 48.0;
+        let unbiased = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 47.0;
+        let rm = (1.0 - m) * get(&params, "net.1.running_mean")[c] as f64 + m * mean;
+        let rv = (1.0 - m) * get(&params, "net.1.running_var")[c] as f64 + m * unbiased;
+        let (got_m, got_v) = (
+            get(&after, "net.1.running_mean")[c],
+            get(&after, "net.1.running_var")[c],
+        );
+        assert!(
+            (got_m as f64 - rm).abs() < 1e-6,
+            "channel {c}: mean {got_m} vs {rm}"
+        );
+        assert!(
+            (got_v as f64 - rv).abs() < 1e-5,
+            "channel {c}: var {got_v} vs {rv}"
+        );
+    }
+    assert_eq!(get(&after, "net.1.num_batches_tracked"), [1.0]);
+    assert_eq!(get(&after, "net.5.num_batches_tracked"), [1.0]);
+    let (_, _, evaluated) = batch_norm_step(&params, &x, false);
+    for name in [
+        "net.1.running_mean",
+        "net.1.running_var",
+        "net.5.num_batches_tracked",
+    ] {
+        assert_eq!(
+            get(&evaluated, name),
+            get(&params, name),
+            "{name} moved in evaluation"
+        );
+    }
+}
+
+/// The autoencoder trainer with batch normalisation: the buffers are in the state (and no
+/// optimizer state for them), a resumed run takes step 3 to the same bits, the example config
+/// round-trips, and a batch norm that cannot train (one value per channel) or does not fit is
+/// refused naming the layer.
+#[test]
+fn batch_norm_autoencoder_trains_and_resumes() {
+    use wgrad::train::Trainer;
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/configs/batchnorm.toml"
+    ))
+    .unwrap();
+    let config = AutoencoderConfig::from_toml(&text, "batchnorm.toml").unwrap();
+    assert_eq!(
+        AutoencoderConfig::from_toml(&config.to_toml(), "t").unwrap(),
+        config
+    );
+    assert_eq!(
+        config.buffers().len(),
+        12,
+        "four BatchNorm2d × three buffers"
+    );
+    let adam = Optimizer::Adam(wgrad::AdamConfig::adam());
+    let x = Tensor::uniform([2, 1, 28, 28], 0.0, 1.0, 7);
+    let bits = |t: &mut Trainer| -> Vec<u32> {
+        t.flush_losses()
+            .unwrap()
+            .iter()
+            .map(|l| l.1.to_bits())
+            .collect()
+    };
+    let mut whole = Trainer::new(Device::Cpu, config.clone(), 2, adam, 1).unwrap();
+    for _ in 0..3 {
+        whole.step(&x).unwrap();
+    }
+    let whole_losses = bits(&mut whole);
+    let state = whole.state().unwrap();
+    let count = state
+        .params
+        .iter()
+        .find(|(n, _)| n == "encoder.1.num_batches_tracked");
+    assert_eq!(count.unwrap().1.data, [3.0]);
+    assert!(!state.optimizer.iter().any(|(n, _)| n.contains("running")));
+    let mut first = Trainer::new(Device::Cpu, config.clone(), 2, adam, 1).unwrap();
+    first.step(&x).unwrap();
+    first.step(&x).unwrap();
+    let state = first.state().unwrap();
+    let mut resumed = Trainer::new(Device::Cpu, config.clone(), 2, adam, 1).unwrap();
+    resumed.load_state(&state).unwrap();
+    resumed.step(&x).unwrap();
+    assert_eq!(bits(&mut resumed), whole_losses[2..]);
+    assert_eq!(
+        resumed.state().unwrap().params,
+        whole.state().unwrap().params
+    );
+    // One value per channel cannot train (PyTorch refuses it too).
+    let mut one = Graph::new();
+    one.set_training(true);
+    let i = one.input("x", [1, 4]).unwrap();
+    let bn = Layer::BatchNorm1d {
+        num_features: 4,
+        eps: 1e-5,
+        momentum: 0.1,
+    };
+    let e = bn.forward(&mut one, "bn", i).unwrap_err().to_string();
+    assert!(e.contains("more than one value per channel"), "{e}");
+    let mut wrong = config.clone();
+    wrong.encoder[1] = Layer::BatchNorm2d {
+        num_features: 8,
+        eps: 1e-5,
+        momentum: 0.1,
+    };
+    let (layer, message) = model_error(wrong.check().unwrap_err());
+    assert!(
+        layer.starts_with("encoder.1") && message.contains("C = 8"),
+        "{layer}: {message}"
+    );
+}

@@ -260,15 +260,28 @@ fn loads_a_hand_written_pytorch_style_file() {
 #[test]
 fn unsupported_and_unknown_dtypes_name_the_tensor() {
     let dir = tempfile::tempdir().unwrap();
+    // PyTorch's batch count is an I64 scalar: converted, and saved back as I64.
     let ints = safetensors_bytes(
-        r#"{"num_batches_tracked":{"dtype":"I64","shape":[],"data_offsets":[0,8]}}"#,
+        r#"{"bn.num_batches_tracked":{"dtype":"I64","shape":[],"data_offsets":[0,8]}}"#,
         &5i64.to_le_bytes(),
     );
-    let msg = load_err(dir.path(), "ints.safetensors", &ints);
-    assert!(
-        msg.contains("'num_batches_tracked'") && msg.contains("I64"),
-        "{msg}"
+    let path = dir.path().join("ints.safetensors");
+    std::fs::write(&path, &ints).unwrap();
+    let c = Checkpoint::load(&path).unwrap();
+    let count = c.require("bn.num_batches_tracked", &Shape::new(Vec::<usize>::new()));
+    assert_eq!(count.unwrap().data, [5.0]);
+    c.save(&path).unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        ints,
+        "saved back as the same I64 bytes"
     );
+    let bytes = safetensors_bytes(
+        r#"{"mask":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#,
+        &[1u8, 0],
+    );
+    let msg = load_err(dir.path(), "bytes.safetensors", &bytes);
+    assert!(msg.contains("'mask'") && msg.contains("U8"), "{msg}");
 
     let unknown = safetensors_bytes(
         r#"{"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,1]}}"#,

@@ -557,6 +557,116 @@ fn reparameterize_case() -> Case {
     )
 }
 
+/// Batch normalisation on a `[16, 8, 14, 14]` batch: the batch moments, both normalisations,
+/// both backward passes and the per-channel sums, in the order a training step and an
+/// evaluation take them.
+fn batch_norm_case() -> Case {
+    use cpu::batch_norm as cb;
+    let x = Tensor::uniform([16, 8, 14, 14], -1.0, 3.0, 20);
+    let dy = data(&[16, 8, 14, 14], 21);
+    let (w, b) = (
+        Tensor::uniform([8], 0.5, 1.5, 22),
+        Tensor::uniform([8], -0.5, 0.5, 23),
+    );
+    let (rm, rv) = (
+        Tensor::uniform([8], -0.3, 0.3, 24),
+        Tensor::uniform([8], 0.5, 2.0, 25),
+    );
+    let eps = 1e-5;
+    let d = format!("x {} eps {eps}", x.shape);
+    let (cx, cdy, cw, cb_, crm, crv, rd) = (
+        x.clone(),
+        dy.clone(),
+        w.clone(),
+        b.clone(),
+        rm.clone(),
+        rv.clone(),
+        d.clone(),
+    );
+    // Sums over 3,136 values a channel: the reduction tolerance, relative to the largest value.
+    let red = Tolerance::reduction(16 * 14 * 14);
+    Case::new(
+        "batch_norm_forward",
+        d,
+        move || {
+            let stats = cb::batch_norm_stats(&cx)?;
+            let (m, v) = (cb::row(&stats, 0)?, cb::row(&stats, 1)?);
+            let y = cb::batch_norm_forward(&cx, &m, &v, &cw, &cb_, eps)?;
+            let sums = cb::batch_norm_backward_sums(&cx, &m, &v, &cdy, eps)?;
+            let dx = cb::batch_norm_backward(&cx, &m, &v, &cw, &cdy, &sums, eps)?;
+            let y_eval = cb::batch_norm_forward(&cx, &crm, &crv, &cw, &cb_, eps)?;
+            let dx_eval = cb::batch_norm_backward_eval(&cdy, &crv, &cw, eps)?;
+            let big = |t: &Tensor| {
+                let m = t.data.iter().fold(1f32, |m, v| m.max(v.abs())) as f64;
+                Tolerance {
+                    atol: red.atol * m,
+                    rtol: red.rtol,
+                }
+            };
+            Ok(vec![
+                expect("batch_norm_stats", &rd, stats.data.clone(), big(&stats)),
+                expect("batch_norm_forward", &rd, y.data, red),
+                expect(
+                    "batch_norm_backward_sums",
+                    &rd,
+                    sums.data.clone(),
+                    big(&sums),
+                ),
+                expect("batch_norm_backward", &rd, dx.data.clone(), big(&dx)),
+                expect(
+                    "batch_norm_forward (running)",
+                    &rd,
+                    y_eval.data,
+                    Tolerance::POINTWISE,
+                ),
+                expect(
+                    "batch_norm_backward_eval",
+                    &rd,
+                    dx_eval.data,
+                    Tolerance::POINTWISE,
+                ),
+            ])
+        },
+        move |ctx| {
+            use crate::gpu::kernels::batch_norm::{self as gb, Moments};
+            let built = (|| -> Result<Vec<GpuTensor>> {
+                let up = |name: &str, t: &Tensor| ctx.upload(name, t);
+                let (gx, gdy, gw, gbias) =
+                    (up("x", &x)?, up("dy", &dy)?, up("w", &w)?, up("b", &b)?);
+                let (grm, grv) = (up("running mean", &rm)?, up("running var", &rv)?);
+                let pair = Shape::new([2, 8]);
+                let stats = nans(&ctx, "stats", pair.clone())?;
+                let sums = nans(&ctx, "sums", pair)?;
+                let outs: Vec<GpuTensor> = ["y", "dx", "y eval", "dx eval"]
+                    .iter()
+                    .map(|n| nans(&ctx, n, x.shape.clone()))
+                    .collect::<Result<_>>()?;
+                let batch = Moments::Batch(&stats);
+                let running = Moments::Running {
+                    mean: &grm,
+                    var: &grv,
+                };
+                let launches = [
+                    gb::batch_norm_stats(&ctx, &gx, &stats)?,
+                    gb::batch_norm_forward(&ctx, eps, &gx, batch, &gw, &gbias, &outs[0])?,
+                    gb::batch_norm_backward_sums(&ctx, eps, &gx, batch, &gdy, &sums)?,
+                    gb::batch_norm_backward(&ctx, eps, &gx, &stats, &gw, &gdy, &sums, &outs[1])?,
+                    gb::batch_norm_forward(&ctx, eps, &gx, running, &gw, &gbias, &outs[2])?,
+                    gb::batch_norm_backward_eval(&ctx, eps, &gdy, &grv, &gw, &outs[3])?,
+                ];
+                ctx.run(&launches.iter().collect::<Vec<_>>())?;
+                let [y, dx, y_eval, dx_eval] = <[GpuTensor; 4]>::try_from(outs)
+                    .map_err(|_| crate::Error::invalid("batch_norm", "four outputs"))?;
+                Ok(vec![stats, y, sums, dx, y_eval, dx_eval])
+            })();
+            async move {
+                let t = built?;
+                read_all(&ctx, &t.iter().collect::<Vec<_>>()).await
+            }
+        },
+    )
+}
+
 /// Every case of this file; a geometry that fails to build is a bug in the catalogue, reported
 /// as a failing case rather than a panic.
 pub(super) fn cases() -> Vec<Case> {
@@ -578,5 +688,6 @@ pub(super) fn cases() -> Vec<Case> {
     v.push(dropout_case());
     v.extend(kl_cases());
     v.push(reparameterize_case());
+    v.push(batch_norm_case());
     v
 }

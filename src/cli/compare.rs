@@ -95,8 +95,13 @@ fn accuracy(clf: &mut Classifier, s: &Setup) -> Result<f64> {
     Ok(100.0 * correct as f64 / s.test.len().max(1) as f64)
 }
 
+/// Trainable elements (buffers, batch normalisation's running moments, are not trained).
 fn numel(specs: &[wgrad::nn::ParamSpec]) -> usize {
-    specs.iter().map(|p| p.shape.numel()).sum()
+    specs
+        .iter()
+        .filter(|p| !p.buffer)
+        .map(|p| p.shape.numel())
+        .sum()
 }
 
 fn run_one(

@@ -198,6 +198,7 @@ pub fn run(args: TrainArgs, engine: &wgrad::Options) -> Result<()> {
         config
             .params()
             .iter()
+            .filter(|p| !p.buffer)
             .map(|p| p.shape.numel())
             .sum::<usize>(),
         adapter,

@@ -46,6 +46,9 @@ pub(crate) struct ProgramInfo {
     pub param_of: Vec<Option<usize>>,
     /// `(entry, gradient node)` of every parameter gradient computed.
     pub grads: Vec<(usize, NodeId)>,
+    /// `(entry, value node)` of every state update a step writes back (see
+    /// [`crate::graph::Graph::add_update`]): frozen entries only.
+    pub updates: Vec<(usize, NodeId)>,
     /// Labels inputs and the number of classes their loss takes.
     pub label_classes: Vec<(NodeId, usize)>,
     pub occasional: bool,
@@ -90,8 +93,23 @@ impl ProgramInfo {
                 format!("the fetched node {} is not in the graph", f.0),
             ));
         }
+        let mut updates = Vec::new();
+        for &(param, value) in graph.updates() {
+            let name = &graph.node(param).name;
+            let e = entry(name)
+                .ok_or_else(|| Error::model(name, "the graph's parameter is not in the session"))?;
+            if entries[e].trainable {
+                return Err(Error::model(
+                    name,
+                    "a layer updates this parameter itself, so no optimizer may train it: the session must hold it frozen (a buffer)",
+                ));
+            }
+            updates.push((e, value));
+        }
         let mut outputs: Vec<NodeId> = spec.fetch.clone();
         outputs.extend(spec.loss);
+        // Kept alive to the end of the run, when a step copies them into their parameters.
+        outputs.extend(updates.iter().map(|u| u.1));
         let grad_nodes: Vec<NodeId> = grads.iter().map(|g| g.1).collect();
         let plan = MemoryPlan::new(&graph, &outputs, &grad_nodes);
         let mut param_of = vec![None; graph.len()];
@@ -130,6 +148,7 @@ impl ProgramInfo {
             fetch: spec.fetch,
             param_of,
             grads,
+            updates,
             label_classes,
             occasional: spec.occasional,
         })

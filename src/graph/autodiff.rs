@@ -202,6 +202,7 @@ impl Autodiff<'_> {
                     .push(Op::KlDivergenceGrad, vec![x(0), dy], shape, name);
                 self.give(x(0), dh);
             }
+            Op::BatchNorm { eps } => self.batch_norm(id, *eps, &node.inputs, dy)?,
             Op::Pool(spec) => {
                 let dx = self.g.pool_grad(*spec, x(0), dy);
                 self.give(x(0), dx);
@@ -255,6 +256,11 @@ impl Autodiff<'_> {
             | Op::DropoutGrad { .. }
             | Op::ReparameterizeGrad { .. }
             | Op::KlDivergenceGrad
+            // The batch's moments get no gradient of their own: BatchNorm's rule goes through them.
+            | Op::BatchNormStats
+            | Op::BatchNormSums { .. }
+            | Op::BatchNormGrad { .. }
+            | Op::BatchNormGradEval { .. }
             | Op::PoolGrad(_)
             | Op::PointLossGrad(_)
             | Op::CrossEntropyGrad => {
@@ -274,6 +280,49 @@ impl Autodiff<'_> {
             }
             Activation::Sigmoid | Activation::Tanh => self.g.activation_grad(act, y, dy),
         }
+    }
+
+    /// Gradients of batch normalisation `[x, moments…, weight, bias]`: with the batch's `[2, C]`
+    /// moments (training) `dx` goes through them; with running ones (evaluation) they are
+    /// constants. The weight's and bias's gradients are the rows of the per-channel sums.
+    fn batch_norm(&mut self, id: NodeId, eps: f32, inputs: &[NodeId], dy: NodeId) -> Result<()> {
+        let n = inputs.len();
+        let (x, w, b) = (inputs[0], inputs[n - 2], inputs[n - 1]);
+        let moments = &inputs[1..n - 2];
+        let batch = moments.len() == 1;
+        if !batch && moments.iter().any(|&m| self.wants(m)) {
+            // Running moments are buffers, never trained.
+            return Err(self.unsupported(id));
+        }
+        if !(self.wants(x) || self.wants(w) || self.wants(b)) {
+            return Ok(());
+        }
+        let name = self.g.layer().to_string();
+        let pair = Shape::new([2, self.g.shape(w).numel()]);
+        let sums_inputs: Vec<NodeId> = [x].iter().chain(moments).chain([&dy]).copied().collect();
+        let sums = self
+            .g
+            .push(Op::BatchNormSums { eps }, sums_inputs, pair, name.clone());
+        if self.wants(x) {
+            let shape = self.g.shape(x).clone();
+            let dx = if batch {
+                let ins = vec![x, moments[0], w, dy, sums];
+                self.g.push(Op::BatchNormGrad { eps }, ins, shape, name)
+            } else {
+                let ins = vec![dy, moments[1], w];
+                self.g.push(Op::BatchNormGradEval { eps }, ins, shape, name)
+            };
+            self.give(x, dx);
+        }
+        if self.wants(w) {
+            let dw = self.g.row(sums, 1)?;
+            self.give(w, dw);
+        }
+        if self.wants(b) {
+            let db = self.g.row(sums, 0)?;
+            self.give(b, db);
+        }
+        Ok(())
     }
 
     /// `r[i] = Σ_b Σ_j dz[b, i, j]`: the gradient of a per-row bias (a conv's per-channel

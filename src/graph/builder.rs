@@ -303,6 +303,72 @@ impl Graph {
         Ok(self.add_node(Op::KlDivergence, vec![h], Shape::new([1])))
     }
 
+    /// Each channel's batch mean and biased variance of `x` (`[N, C, …]`), as `[2, C]`.
+    pub fn batch_norm_stats(&mut self, x: NodeId) -> Result<NodeId> {
+        let (_, c, _) = crate::cpu::batch_norm::dims("batch_norm", self.shape(x))
+            .map_err(|e| self.in_layer(e))?;
+        Ok(self.add_node(Op::BatchNormStats, vec![x], Shape::new([2, c])))
+    }
+
+    /// `(x − mean)/sqrt(var + eps)·weight + bias` per channel of `x` (`[N, C, …]`), the moments
+    /// either `[stats]` (the batch's `[2, C]`, training) or `[mean, var]` (running, evaluation).
+    pub fn batch_norm(
+        &mut self,
+        x: NodeId,
+        moments: &[NodeId],
+        weight: NodeId,
+        bias: NodeId,
+        eps: f32,
+    ) -> Result<NodeId> {
+        let op = "batch_norm";
+        let (_, c, _) =
+            crate::cpu::batch_norm::dims(op, self.shape(x)).map_err(|e| self.in_layer(e))?;
+        if !(eps.is_finite() && eps > 0.0) {
+            return Err(self.fail(op, format!("eps {eps} must be finite and > 0")));
+        }
+        let want: Vec<Vec<usize>> = match moments.len() {
+            1 => vec![vec![2, c]],
+            2 => vec![vec![c], vec![c]],
+            n => return Err(self.fail(op, format!("{n} moment tensors (1 or 2)"))),
+        };
+        for (&m, w) in moments
+            .iter()
+            .chain([&weight, &bias])
+            .zip(want.iter().chain([&vec![c], &vec![c]]))
+        {
+            if self.shape(m).dims() != w.as_slice() {
+                return Err(self.fail(
+                    op,
+                    format!(
+                        "x {} has {c} channels, but an operand is {}",
+                        self.shape(x),
+                        self.shape(m)
+                    ),
+                ));
+            }
+        }
+        let mut inputs = vec![x];
+        inputs.extend_from_slice(moments);
+        inputs.extend([weight, bias]);
+        let shape = self.shape(x).clone();
+        Ok(self.add_node(Op::BatchNorm { eps }, inputs, shape))
+    }
+
+    /// Row `r` of a `[R, C]` node as `[C]`: a product with a one-hot `[1, R]` constant, so it is a
+    /// kernel's output of its own.
+    pub fn row(&mut self, x: NodeId, r: usize) -> Result<NodeId> {
+        let &[rows, c] = self.shape(x).dims() else {
+            return Err(self.fail("row", format!("{} is not [rows, columns]", self.shape(x))));
+        };
+        if r >= rows {
+            return Err(self.fail("row", format!("row {r} of {}", self.shape(x))));
+        }
+        let mut pick = Tensor::zeros([1, rows]);
+        pick.data[r] = 1.0;
+        let pick = self.constant(&format!("row {r} of {rows}"), pick);
+        self.matmul(MatmulSpec::new(1, rows, c), pick, x, None, [c])
+    }
+
     /// Nearest upsampling of NCHW `x` by integer factors `scale` (`nn.Upsample`).
     pub fn upsample(&mut self, x: NodeId, scale: [usize; 2]) -> Result<NodeId> {
         let spec = PoolSpec::upsample(self.shape(x), scale).map_err(|e| self.in_layer(e))?;

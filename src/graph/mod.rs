@@ -47,6 +47,12 @@ pub struct Graph {
     /// In a training graph, the fed step number that random layers (dropout) draw from; `None`
     /// in an evaluation graph, where they are the identity. See [`Graph::set_training_step`].
     training_step: Option<NodeId>,
+    /// A training graph: batch normalisation uses the batch's moments and updates its running
+    /// ones. See [`Graph::set_training`].
+    training: bool,
+    /// `(parameter node, new value)`: state a training step writes back after its run (batch
+    /// normalisation's running moments). See [`Graph::add_update`].
+    updates: Vec<(NodeId, NodeId)>,
 }
 
 impl Graph {
@@ -59,6 +65,37 @@ impl Graph {
     /// Makes this a training graph whose random layers draw from `step` (a fed u32 `[1]`).
     pub fn set_training_step(&mut self, step: Option<NodeId>) {
         self.training_step = step;
+    }
+    /// Makes this a training graph (or not): layers that differ between training and evaluation
+    /// (batch normalisation, dropout) add their training form.
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+    pub fn is_training(&self) -> bool {
+        self.training
+    }
+    /// Asks a training step to write `value` into the (frozen) parameter `param` after its run,
+    /// as PyTorch updates a module's buffers in place.
+    pub fn add_update(&mut self, param: NodeId, value: NodeId) -> crate::Result<()> {
+        let (p, v) = (self.node(param), self.node(value));
+        if !matches!(p.op, Op::Param) || p.shape != v.shape {
+            return Err(crate::Error::model(
+                &p.name,
+                format!(
+                    "an update must write a parameter's own shape: {} {} ← {} {}",
+                    p.op.name(),
+                    p.shape,
+                    v.op.name(),
+                    v.shape
+                ),
+            ));
+        }
+        self.updates.push((param, value));
+        Ok(())
+    }
+    /// `(parameter node, new value)` of every state update (see [`Graph::add_update`]).
+    pub fn updates(&self) -> &[(NodeId, NodeId)] {
+        &self.updates
     }
     /// The step random layers draw from, where this is a training graph.
     pub fn training_step(&self) -> Option<NodeId> {

@@ -50,6 +50,20 @@ pub enum Op {
     KlDivergence,
     /// `[h, g] → [mu | (exp(logvar) − 1)/2] / N · g`.
     KlDivergenceGrad,
+    /// `[x] → [2, C]`: each channel's mean (row 0) and biased variance (row 1) over the batch
+    /// of `x = [N, C, …]` (batch normalisation in training).
+    BatchNormStats,
+    /// `[x, stats, weight, bias]` (training: the batch's `[2, C]` moments) or
+    /// `[x, mean, var, weight, bias]` (evaluation: the running ones) →
+    /// `(x − mean)/sqrt(var + eps)·weight + bias`, per channel.
+    BatchNorm { eps: f32 },
+    /// `[x, stats, dy]` or `[x, mean, var, dy]` → `[2, C]`: Σdy (the bias's gradient) and
+    /// Σdy·x̂ (the weight's) per channel.
+    BatchNormSums { eps: f32 },
+    /// `[x, stats, weight, dy, sums] → dx`: training's gradient, through the batch's moments.
+    BatchNormGrad { eps: f32 },
+    /// `[dy, var, weight] → dx`: evaluation's gradient, the moments constant.
+    BatchNormGradEval { eps: f32 },
     /// `[x] → act(x)`, elementwise.
     Activation(Activation),
     /// `[v, dy] → dx`, the activation's gradient: `v` is the activation's input for ReLU and
@@ -91,6 +105,11 @@ impl Op {
             Op::ReparameterizeGrad { .. } => "reparameterize_backward",
             Op::KlDivergence => "kl_divergence",
             Op::KlDivergenceGrad => "kl_divergence_backward",
+            Op::BatchNormStats => "batch_norm_stats",
+            Op::BatchNorm { .. } => "batch_norm_forward",
+            Op::BatchNormSums { .. } => "batch_norm_backward_sums",
+            Op::BatchNormGrad { .. } => "batch_norm_backward",
+            Op::BatchNormGradEval { .. } => "batch_norm_backward_eval",
             Op::Activation(_) => "activation",
             Op::ActivationGrad(_) => "activation_grad",
             Op::Add => "add",

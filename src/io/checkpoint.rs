@@ -5,9 +5,11 @@
 //! Layout conventions:
 //! - every tensor is saved as little-endian `F32` with its shape as given, so PyTorch
 //!   `state_dict` layouts (`[out, in, kh, kw]` for a conv weight, `[out, in]` for a linear one)
-//!   round-trip unchanged;
-//! - loading also accepts `F16`, `BF16` and `F64` tensors (half-precision PyTorch exports) and
-//!   converts them to f32; any other dtype is an error naming the tensor;
+//!   round-trip unchanged — except batch normalisation's `*.num_batches_tracked`, a count that
+//!   PyTorch keeps as an `I64` scalar and that is saved so (wgrad holds it as an f32, exact to
+//!   2²⁴ batches);
+//! - loading also accepts `F16`, `BF16`, `F64` and `I64` tensors (half-precision PyTorch exports,
+//!   batch counts) and converts them to f32; any other dtype is an error naming the tensor;
 //! - integers and text live in the metadata, not in tensors: [`META_STEP`] holds the optimizer
 //!   step count in decimal, [`META_CONFIG`] the model config (a TOML or JSON string),
 //!   [`META_OPTIMIZER`] the optimizer's name and hyperparameters. Keys of wgrad start with
@@ -146,7 +148,14 @@ impl Checkpoint {
                 ));
             }
         }
-        let views = self.tensors.iter().map(|(n, t)| (n.as_str(), F32View(t)));
+        let views = self.tensors.iter().map(|(n, t)| {
+            let dtype = if n.ends_with(".num_batches_tracked") {
+                Dtype::I64
+            } else {
+                Dtype::F32
+            };
+            (n.as_str(), TensorView(t, dtype))
+        });
         let metadata = (!self.metadata.is_empty()).then(|| {
             self.metadata
                 .iter()
@@ -160,7 +169,7 @@ impl Checkpoint {
         })
     }
 
-    /// Reads a safetensors file. Tensors come back sorted by name, as f32 (F16, BF16 and F64 are
+    /// Reads a safetensors file. Tensors come back sorted by name, as f32 (F16, BF16, F64 and I64 are
     /// converted; F64 values beyond f32's range become infinities). Errors name the file and,
     /// where one is at fault, the tensor.
     pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint> {
@@ -178,7 +187,7 @@ impl Checkpoint {
                 Error::data(
                     &file,
                     format!(
-                        "tensor '{name}' has dtype {}, expected F32 (F16, BF16 and F64 are converted)",
+                        "tensor '{name}' has dtype {}, expected F32 (F16, BF16, F64 and I64 are converted)",
                         view.dtype()
                     ),
                 )
@@ -235,25 +244,31 @@ impl Checkpoint {
     }
 }
 
-/// A [`Tensor`] as safetensors sees it: F32, little-endian.
-struct F32View<'a>(&'a Tensor);
+/// A [`Tensor`] as safetensors sees it: little-endian `F32`, or `I64` (values rounded) for a
+/// count PyTorch keeps as an integer.
+struct TensorView<'a>(&'a Tensor, Dtype);
 
-impl View for F32View<'_> {
+impl View for TensorView<'_> {
     fn dtype(&self) -> Dtype {
-        Dtype::F32
+        self.1
     }
     fn shape(&self) -> &[usize] {
         self.0.shape.dims()
     }
     fn data(&self) -> Cow<'_, [u8]> {
-        if cfg!(target_endian = "little") {
-            Cow::Borrowed(bytemuck::cast_slice(&self.0.data))
-        } else {
-            Cow::Owned(self.0.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        let data = &self.0.data;
+        match self.1 {
+            Dtype::I64 => Cow::Owned(
+                data.iter()
+                    .flat_map(|v| (v.round() as i64).to_le_bytes())
+                    .collect(),
+            ),
+            _ if cfg!(target_endian = "little") => Cow::Borrowed(bytemuck::cast_slice(data)),
+            _ => Cow::Owned(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
         }
     }
     fn data_len(&self) -> usize {
-        self.0.data.len() * 4
+        self.0.data.len() * self.1.bitsize() / 8
     }
 }
 
@@ -275,6 +290,7 @@ fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
         Dtype::F16 => each(bytes, |b| half::f16::from_le_bytes(b).to_f32()),
         Dtype::BF16 => each(bytes, |b| half::bf16::from_le_bytes(b).to_f32()),
         Dtype::F64 => each(bytes, |b| f64::from_le_bytes(b) as f32),
+        Dtype::I64 => each(bytes, |b| i64::from_le_bytes(b) as f32),
         _ => return None,
     })
 }

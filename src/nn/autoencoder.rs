@@ -159,6 +159,16 @@ impl AutoencoderConfig {
         p
     }
 
+    /// The names of the buffers among [`AutoencoderConfig::params`] (batch normalisation's
+    /// running moments): state that no optimizer trains.
+    pub fn buffers(&self) -> Vec<String> {
+        self.params()
+            .into_iter()
+            .filter(|p| p.buffer)
+            .map(|p| p.name)
+            .collect()
+    }
+
     /// Adds the forward pass for a batch of `batch` images to `g`, on clean images (evaluation).
     pub fn forward(&self, g: &mut Graph, batch: usize) -> Result<AutoencoderNodes> {
         self.pass(g, batch, false)
@@ -187,6 +197,7 @@ impl AutoencoderConfig {
             None
         };
         g.set_training_step(step_input);
+        g.set_training(training);
         let noisy = match (self.noise, step_input) {
             (Some(n), Some(step)) => {
                 g.set_layer(format!("input noise (std {})", n.std));
@@ -314,7 +325,8 @@ impl AutoencoderConfig {
                 format!("beta {} must be finite and at least 0", v.beta),
             ));
         }
-        self.training_forward(&mut Graph::new(), 1).map(|_| ())
+        // Two images: batch normalisation needs more than one value per channel to train.
+        self.training_forward(&mut Graph::new(), 2).map(|_| ())
     }
 
     /// Parses a TOML config (see README), checking it.

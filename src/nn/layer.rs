@@ -5,6 +5,7 @@ use crate::error::Result;
 use crate::graph::{Graph, NodeId};
 use crate::shape::{ConvParams, Shape};
 use crate::spec::{Activation, PoolKind};
+use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// One layer of a sequential model, with PyTorch's meaning, argument names and defaults. Sizes
@@ -85,6 +86,25 @@ pub enum Layer {
         #[serde(default = "half")]
         p: f32,
     },
+    /// `nn.BatchNorm2d(num_features, eps, momentum)` on `[N, C, H, W]` (affine, tracking running
+    /// statistics): a training graph normalises with the batch's moments and moves the running
+    /// ones towards them (`running = (1 − momentum)·running + momentum·batch`, the variance
+    /// unbiased); evaluation normalises with the running ones.
+    BatchNorm2d {
+        num_features: usize,
+        #[serde(default = "default_eps")]
+        eps: f32,
+        #[serde(default = "default_momentum")]
+        momentum: f32,
+    },
+    /// `nn.BatchNorm1d(num_features, eps, momentum)` on `[N, C]` or `[N, C, L]`, as BatchNorm2d.
+    BatchNorm1d {
+        num_features: usize,
+        #[serde(default = "default_eps")]
+        eps: f32,
+        #[serde(default = "default_momentum")]
+        momentum: f32,
+    },
     Flatten,
     /// `nn.Unflatten(1, dims)`.
     Unflatten {
@@ -103,6 +123,12 @@ fn yes() -> bool {
 }
 fn is_yes(b: &bool) -> bool {
     *b
+}
+fn default_eps() -> f32 {
+    1e-5
+}
+fn default_momentum() -> f32 {
+    0.1
 }
 fn half() -> f32 {
     0.5
@@ -129,6 +155,29 @@ fn extras(dilation: Size2, bias: bool) -> String {
         s += ", bias false";
     }
     s
+}
+
+/// `nn.BatchNorm2d(c)`'s state_dict: weight (1) and bias (0), trained; running_mean (0),
+/// running_var (1) and num_batches_tracked (a scalar, 0), buffers.
+fn batch_norm_params(prefix: &str, c: usize) -> Vec<ParamSpec> {
+    let spec = |name: &str, shape: Shape, fill: f32, buffer: bool| ParamSpec {
+        name: format!("{prefix}.{name}"),
+        shape,
+        init: Init::Fill(fill),
+        buffer,
+    };
+    vec![
+        spec("weight", Shape::new([c]), 1.0, false),
+        spec("bias", Shape::new([c]), 0.0, false),
+        spec("running_mean", Shape::new([c]), 0.0, true),
+        spec("running_var", Shape::new([c]), 1.0, true),
+        spec(
+            "num_batches_tracked",
+            Shape::new(Vec::<usize>::new()),
+            0.0,
+            true,
+        ),
+    ]
 }
 
 /// A size PyTorch takes as an int or a pair: `3` or `[3, 5]` (height, width) in a config.
@@ -180,7 +229,19 @@ pub struct ParamSpec {
     /// state_dict name, e.g. `encoder.0.weight`.
     pub name: String,
     pub shape: Shape,
-    pub bound: f32,
+    pub init: Init,
+    /// A buffer (PyTorch's word): state the model keeps and checkpoints carry but no optimizer
+    /// trains — batch normalisation's running moments and batch count.
+    pub buffer: bool,
+}
+
+/// How a parameter starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// Uniform in `±bound` (PyTorch's default for convolutions and linear layers).
+    Uniform(f32),
+    /// Every element this value (batch normalisation: weight 1, bias 0, running variance 1).
+    Fill(f32),
 }
 
 impl Layer {
@@ -262,19 +323,29 @@ impl Layer {
                 out_features: o,
                 bias,
             } => (vec![o, i], o, i, bias),
+            Layer::BatchNorm2d {
+                num_features: c, ..
+            }
+            | Layer::BatchNorm1d {
+                num_features: c, ..
+            } => {
+                return batch_norm_params(prefix, c);
+            }
             _ => return Vec::new(),
         };
         let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
         let mut specs = vec![ParamSpec {
             name: format!("{prefix}.weight"),
             shape: Shape::new(weight),
-            bound,
+            init: Init::Uniform(bound),
+            buffer: false,
         }];
         if bias {
             specs.push(ParamSpec {
                 name: format!("{prefix}.bias"),
                 shape: Shape::new([out]),
-                bound,
+                init: Init::Uniform(bound),
+                buffer: false,
             });
         }
         specs
@@ -342,6 +413,16 @@ impl Layer {
                 format!("Upsample(scale_factor {scale_factor}, mode {mode})")
             }
             Layer::Dropout { p } => format!("Dropout({p})"),
+            Layer::BatchNorm2d {
+                num_features,
+                eps,
+                momentum,
+            } => format!("BatchNorm2d({num_features}, eps {eps}, momentum {momentum})"),
+            Layer::BatchNorm1d {
+                num_features,
+                eps,
+                momentum,
+            } => format!("BatchNorm1d({num_features}, eps {eps}, momentum {momentum})"),
             Layer::Flatten => "Flatten".into(),
             Layer::Unflatten { dims } => format!("Unflatten(1, {dims:?})"),
         }
@@ -436,8 +517,79 @@ impl Layer {
                     format!("dropout: p {p} must be in [0, 1]"),
                 )),
             },
+            Layer::BatchNorm2d {
+                num_features,
+                eps,
+                momentum,
+            } => batch_norm(g, x, &params, [4, 4], *num_features, *eps, *momentum),
+            Layer::BatchNorm1d {
+                num_features,
+                eps,
+                momentum,
+            } => batch_norm(g, x, &params, [2, 3], *num_features, *eps, *momentum),
             Layer::Flatten => g.flatten(x),
             Layer::Unflatten { dims } => g.unflatten(x, dims),
         }
     }
+}
+
+/// Batch normalisation of `x` (rank in `ranks`, `c` channels) with the layer's five parameter
+/// nodes: the batch's moments and the running-moment updates in a training graph, the running
+/// moments in an evaluation graph.
+fn batch_norm(
+    g: &mut Graph,
+    x: NodeId,
+    params: &[NodeId],
+    ranks: [usize; 2],
+    c: usize,
+    eps: f32,
+    momentum: f32,
+) -> Result<NodeId> {
+    let [weight, bias, running_mean, running_var, batches] = params[..] else {
+        return Err(crate::Error::model(
+            g.layer(),
+            "batch norm: five parameters expected",
+        ));
+    };
+    let shape = g.shape(x).clone();
+    let fail = |m: String| crate::Error::model(g.layer(), format!("batch norm: {m}"));
+    if !(ranks[0]..=ranks[1]).contains(&shape.rank()) || shape.dims()[1] != c {
+        let want = if ranks[0] == 4 {
+            "[N, C, H, W]"
+        } else {
+            "[N, C] or [N, C, L]"
+        };
+        return Err(fail(format!("input {shape} must be {want} with C = {c}")));
+    }
+    if !(0.0..=1.0).contains(&momentum) {
+        return Err(fail(format!("momentum {momentum} must be in [0, 1]")));
+    }
+    if !g.is_training() {
+        return g.batch_norm(x, &[running_mean, running_var], weight, bias, eps);
+    }
+    let count = shape.numel() / c;
+    if count < 2 {
+        return Err(fail(format!(
+            "training needs more than one value per channel (PyTorch's rule), got input {shape}: use batches of at least 2 (--drop-last drops a last batch of 1)"
+        )));
+    }
+    let stats = g.batch_norm_stats(x)?;
+    let y = g.batch_norm(x, &[stats], weight, bias, eps)?;
+    // running = (1 − m)·running + m·batch, with the batch's variance unbiased (M/(M − 1)), as
+    // PyTorch does; num_batches_tracked + 1.
+    let unbiased = count as f32 / (count - 1) as f32;
+    for (row, running, scale) in [
+        (0, running_mean, momentum),
+        (1, running_var, momentum * unbiased),
+    ] {
+        let batch = g.row(stats, row)?;
+        let old = g.scale(1.0 - momentum, running);
+        let new = g.scale(scale, batch);
+        let value = g.add(old, new)?;
+        g.add_update(running, value)?;
+    }
+    let one = g.constant("1", Tensor::full(Shape::new(Vec::<usize>::new()), 1.0));
+    let counted = g.add(batches, one)?;
+    g.add_update(batches, counted)?;
+    Ok(y)
 }

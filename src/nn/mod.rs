@@ -13,6 +13,6 @@ mod optimizer;
 mod sequential;
 
 pub use autoencoder::{AutoencoderConfig, AutoencoderNodes, Noise, Variational};
-pub use layer::{Layer, ParamSpec, Size2};
+pub use layer::{Init, Layer, ParamSpec, Size2};
 pub use optimizer::Optimizer;
 pub use sequential::{Sequential, check_params, init_params};

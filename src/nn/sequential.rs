@@ -1,7 +1,7 @@
 //! A sequential container whose parameter names are those of the same PyTorch `nn.Sequential`
 //! stored under an attribute (`encoder.0.weight`, `decoder.3.bias`), so state_dicts carry over.
 
-use super::layer::{Layer, ParamSpec};
+use super::layer::{Init, Layer, ParamSpec};
 use crate::error::Result;
 use crate::graph::{Graph, NodeId};
 use crate::tensor::{Rng, Tensor};
@@ -58,9 +58,12 @@ pub fn init_params(specs: &[ParamSpec], seed: u64) -> Vec<(String, Tensor)> {
     specs
         .iter()
         .map(|p| {
-            let data = (0..p.shape.numel())
-                .map(|_| rng.uniform(-p.bound, p.bound))
-                .collect();
+            let data = match p.init {
+                Init::Uniform(bound) => (0..p.shape.numel())
+                    .map(|_| rng.uniform(-bound, bound))
+                    .collect(),
+                Init::Fill(v) => vec![v; p.shape.numel()],
+            };
             let t = Tensor {
                 shape: p.shape.clone(),
                 data,

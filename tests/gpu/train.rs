@@ -394,3 +394,92 @@ fn variational_step_zero_matches_the_cpu() {
         }
     }
 }
+
+/// Batch normalisation in an autoencoder on every adapter against the CPU reference: two
+/// training steps (batch moments, running-moment updates copied back into the session's store),
+/// then the state (running moments, batch counts) and an evaluation (running moments).
+#[test]
+fn batch_norm_steps_match_the_cpu() {
+    use wgrad::nn::Layer;
+    let bn2 = |c| Layer::BatchNorm2d {
+        num_features: c,
+        eps: 1e-5,
+        momentum: 0.1,
+    };
+    let config = AutoencoderConfig {
+        image: [1, 8, 8],
+        loss: wgrad::spec::PointLoss::Mse,
+        noise: None,
+        variational: None,
+        encoder: vec![
+            Layer::Conv2d {
+                in_channels: 1,
+                out_channels: 4,
+                kernel_size: 3.into(),
+                stride: 1.into(),
+                padding: 1.into(),
+                dilation: 1.into(),
+                bias: false,
+            },
+            bn2(4),
+            Layer::ReLU,
+            Layer::conv2d(4, 4, 3, 2, 1),
+            Layer::Flatten,
+            Layer::linear(64, 6),
+            Layer::BatchNorm1d {
+                num_features: 6,
+                eps: 1e-5,
+                momentum: 0.2,
+            },
+        ],
+        decoder: vec![
+            Layer::linear(6, 64),
+            Layer::ReLU,
+            Layer::Unflatten {
+                dims: vec![4, 4, 4],
+            },
+            Layer::conv_transpose2d(4, 1, 3, 2, 1, 1),
+            Layer::Sigmoid,
+        ],
+    };
+    let x = Tensor::uniform([5, 1, 8, 8], 0.0, 1.0, 14);
+    // SGD: the biases right before a batch norm have (rounding-noise) zero gradients, which Adam
+    // would blow up to steps of its learning rate.
+    let sgd = Optimizer::Sgd(SgdConfig::new(0.05));
+    let run = |device: Device| {
+        let mut t = Trainer::new(device, config.clone(), 5, sgd, SEED).unwrap();
+        t.step(&x).unwrap();
+        t.step(&x).unwrap();
+        let losses: Vec<f32> = t.flush_losses().unwrap().iter().map(|l| l.1).collect();
+        let state = t.state().unwrap().params;
+        let (eval_loss, ..) = t.evaluate(&x).unwrap();
+        (losses, state, eval_loss)
+    };
+    let (cpu_losses, cpu_state, cpu_eval) = run(Device::Cpu);
+    let count = cpu_state
+        .iter()
+        .find(|(n, _)| n == "encoder.1.num_batches_tracked");
+    assert_eq!(count.unwrap().1.data, [2.0]);
+    for ctx in contexts() {
+        let (losses, state, eval) = run(Device::Gpu(ctx.clone()));
+        let tol = Tolerance::reduction(64 * 5);
+        check(
+            ctx,
+            "batch norm: losses of two steps",
+            &losses,
+            &cpu_losses,
+            tol,
+        );
+        check(
+            ctx,
+            "batch norm: evaluation loss",
+            &[eval],
+            &[cpu_eval],
+            tol,
+        );
+        for ((name, g), (_, c)) in state.iter().zip(&cpu_state) {
+            let what = format!("batch norm: {name} after two steps");
+            check(ctx, &what, &g.data, &c.data, scaled(&c.data, 1e-4));
+        }
+    }
+}

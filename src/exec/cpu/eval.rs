@@ -11,6 +11,16 @@ pub(crate) fn labels_of(t: &Tensor) -> Vec<u32> {
     t.data.iter().map(|&v| v as u32).collect()
 }
 
+/// The mean and variance a batch-norm node reads: `inputs[1..3]` when it has `running` inputs,
+/// else the rows of the batch's `[2, C]` moments `inputs[1]`.
+fn moments(inputs: &[&Tensor], running: usize) -> Result<(Tensor, Tensor)> {
+    if inputs.len() == running {
+        return Ok((inputs[1].clone(), inputs[2].clone()));
+    }
+    let s = inputs[1];
+    Ok((cpu::batch_norm::row(s, 0)?, cpu::batch_norm::row(s, 1)?))
+}
+
 /// The value of `node` from the values of its inputs.
 pub(crate) fn eval(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
     let x = |i: usize| inputs[i];
@@ -43,6 +53,30 @@ pub(crate) fn eval(node: &Node, inputs: &[&Tensor]) -> Result<Tensor> {
         }
         Op::KlDivergence => cpu::loss::kl_divergence(x(0)),
         Op::KlDivergenceGrad => cpu::loss::kl_divergence_backward(x(0), x(1)),
+        Op::BatchNormStats => cpu::batch_norm::batch_norm_stats(x(0)),
+        // The batch's [2, C] moments (training) or the running mean and variance (evaluation).
+        Op::BatchNorm { eps } => {
+            let (m, v) = moments(inputs, 5)?;
+            cpu::batch_norm::batch_norm_forward(
+                x(0),
+                &m,
+                &v,
+                x(inputs.len() - 2),
+                x(inputs.len() - 1),
+                *eps,
+            )
+        }
+        Op::BatchNormSums { eps } => {
+            let (m, v) = moments(inputs, 4)?;
+            cpu::batch_norm::batch_norm_backward_sums(x(0), &m, &v, x(inputs.len() - 1), *eps)
+        }
+        Op::BatchNormGrad { eps } => {
+            let (m, v) = moments(&inputs[..2], 3)?;
+            cpu::batch_norm::batch_norm_backward(x(0), &m, &v, x(2), x(3), x(4), *eps)
+        }
+        Op::BatchNormGradEval { eps } => {
+            cpu::batch_norm::batch_norm_backward_eval(x(0), x(1), x(2), *eps)
+        }
         Op::Pool(s) => cpu::pool::forward(s, x(0)),
         // dy comes last; x (first) only for a max pool, which alone reads it.
         Op::PoolGrad(s) => cpu::pool::backward(s, x(0), x(inputs.len() - 1)),

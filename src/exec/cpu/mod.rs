@@ -91,6 +91,15 @@ impl Backend for CpuBackend {
             exe.values[i] = Some(v);
         }
         let mut nonfinite = None;
+        if run.update.is_some() {
+            // A step writes its layers' state back (batch normalisation's running moments).
+            for &(e, v) in &info.updates {
+                let value = exe.values[v.0]
+                    .as_ref()
+                    .ok_or_else(|| Error::invalid("step", "state update not computed"))?;
+                self.params[e].data.clone_from(&value.data);
+            }
+        }
         if let Some((o, step)) = run.update {
             for &(e, g) in &info.grads {
                 let grad = exe.values[g.0]

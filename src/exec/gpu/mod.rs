@@ -107,6 +107,19 @@ impl GpuBackend {
                 l.record(&mut pass);
             }
         }
+        if run.update.is_some() {
+            // The step's state updates, after every launch has read the old values.
+            for (value, param) in &exe.updates {
+                let bytes = param.numel() as u64 * 4;
+                enc.copy_buffer_to_buffer(
+                    &value.buffer,
+                    value.offset,
+                    &param.buffer,
+                    param.offset,
+                    bytes,
+                );
+            }
+        }
         if let (Some(i), Some(l), Some(ring)) = (slot, info.loss, exe.ring.as_mut())
             && let Some(t) = &exe.tensors[l.0]
         {

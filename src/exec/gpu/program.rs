@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::exec::program::ProgramInfo;
 use crate::exec::state::ParamEntry;
 use crate::gpu::cpu_driver::tier::{self, TierUp};
-use crate::gpu::kernels::{im2col, loss, matmul, noise, pointwise, pool};
+use crate::gpu::kernels::{batch_norm as bn, im2col, loss, matmul, noise, pointwise, pool};
 use crate::gpu::{GpuContext, GpuTensor, Launch, tune};
 use crate::graph::{NodeId, Op, Storage};
 use crate::spec::Activation;
@@ -30,6 +30,9 @@ pub(crate) struct GpuProgram {
     pub ring: Option<LossRing>,
     /// Matmuls still on the baseline mapping, and their final pipelines compiling.
     pub tier: Option<TierUp>,
+    /// `(value, parameter)`: what a step copies into the session's store after its launches
+    /// (batch normalisation's running moments).
+    pub updates: Vec<(GpuTensor, GpuTensor)>,
 }
 
 impl GpuProgram {
@@ -131,11 +134,22 @@ impl GpuProgram {
             }
             tensors[i] = Some(t);
         }
+        let updates = info
+            .updates
+            .iter()
+            .map(|&(e, v)| {
+                let value = tensors[v.0]
+                    .clone()
+                    .ok_or_else(|| Error::model(&graph.node(v).name, "state update not placed"))?;
+                Ok((value, store.param(e, &entries[e])))
+            })
+            .collect::<Result<_>>()?;
         Ok(GpuProgram {
             tensors,
             launches,
             labels,
             fed,
+            updates,
             ring: info.loss.map(|_| LossRing::new(ctx, LOSS_SLOTS)),
             tier: tier::TierUp::start(ctx, pending),
         })
@@ -152,6 +166,19 @@ impl GpuProgram {
             self.tier = None;
         }
         Ok(more)
+    }
+}
+
+/// The moments a batch-norm node reads: the running mean and variance when it has `running`
+/// inputs, else the batch's `[2, C]` moments.
+fn moments<'a>(ins: &[&'a GpuTensor], running: usize) -> bn::Moments<'a> {
+    if ins.len() == running {
+        bn::Moments::Running {
+            mean: ins[1],
+            var: ins[2],
+        }
+    } else {
+        bn::Moments::Batch(ins[1])
     }
 }
 
@@ -174,6 +201,21 @@ fn launch(ctx: &GpuContext, op: &Op, ins: &[&GpuTensor], out: &GpuTensor) -> Res
         }
         Op::KlDivergence => loss::kl_divergence(ctx, x(0), out),
         Op::KlDivergenceGrad => loss::kl_divergence_backward(ctx, x(0), x(1), out),
+        Op::BatchNormStats => bn::batch_norm_stats(ctx, x(0), out),
+        Op::BatchNorm { eps } => {
+            let n = ins.len();
+            bn::batch_norm_forward(ctx, *eps, x(0), moments(ins, 5), x(n - 2), x(n - 1), out)
+        }
+        Op::BatchNormSums { eps } => {
+            let n = ins.len();
+            bn::batch_norm_backward_sums(ctx, *eps, x(0), moments(ins, 4), x(n - 1), out)
+        }
+        Op::BatchNormGrad { eps } => {
+            bn::batch_norm_backward(ctx, *eps, x(0), x(1), x(2), x(3), x(4), out)
+        }
+        Op::BatchNormGradEval { eps } => {
+            bn::batch_norm_backward_eval(ctx, *eps, x(0), x(1), x(2), out)
+        }
         Op::Pool(s) => pool::forward(ctx, s, x(0), out),
         // dy comes last; x (first) only for a max pool, which alone reads it.
         Op::PoolGrad(s) => pool::backward(ctx, s, x(0), x(ins.len() - 1), out),
