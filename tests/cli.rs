@@ -664,6 +664,24 @@ fn example_configs_train_end_to_end() {
             "train", "--config", config, "--steps", "3", "--batch", "8", "--save", save,
         ];
         ok(&[&train[..], &cpu].concat());
+        if stem == "batchnorm" {
+            // PyTorch's buffers: the batch count an I64 scalar holding the steps taken.
+            let bytes = std::fs::read(save).unwrap();
+            let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+            let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+            let count = &header["encoder.1.num_batches_tracked"];
+            assert_eq!(count["dtype"], "I64", "{count}");
+            assert_eq!(count["shape"], serde_json::json!([]), "{count}");
+            for buffer in ["running_mean", "running_var"] {
+                assert_eq!(
+                    header[format!("decoder.4.{buffer}")]["shape"],
+                    serde_json::json!([16])
+                );
+            }
+            let c = Checkpoint::load(save).unwrap();
+            let count = c.get("encoder.1.num_batches_tracked").unwrap();
+            assert_eq!(count.data, [3.0]);
+        }
         let csv = std::fs::read_to_string(d.join(format!("{stem}.loss.csv"))).unwrap();
         let losses: Vec<f32> = csv
             .lines()

@@ -700,31 +700,12 @@ fn denoising_noise_follows_the_step() {
         AutoencoderConfig::from_toml(&noisy.to_toml(), "test").unwrap(),
         noisy
     );
-    let adam = Optimizer::Adam(wgrad::AdamConfig::adam());
     let x = Tensor::uniform([2, 1, 28, 28], 0.0, 1.0, 6);
-    let losses = |t: &mut Trainer| -> Vec<u32> {
-        t.flush_losses()
-            .unwrap()
-            .iter()
-            .map(|l| l.1.to_bits())
-            .collect()
-    };
-    let mut whole = Trainer::new(Device::Cpu, noisy.clone(), 2, adam, 1).unwrap();
-    for _ in 0..3 {
-        whole.step(&x).unwrap();
-    }
-    let whole = losses(&mut whole);
-    let mut first = Trainer::new(Device::Cpu, noisy.clone(), 2, adam, 1).unwrap();
-    first.step(&x).unwrap();
-    first.step(&x).unwrap();
-    let state = first.state().unwrap();
-    let mut resumed = Trainer::new(Device::Cpu, noisy.clone(), 2, adam, 1).unwrap();
-    resumed.load_state(&state).unwrap();
-    resumed.step(&x).unwrap();
-    assert_eq!(losses(&mut resumed), whole[2..], "step 3 after a resume");
+    let (_, whole, _) = resumes_to_the_bit(&noisy, &x);
+    let adam = Optimizer::Adam(wgrad::AdamConfig::adam());
     let mut plain = Trainer::new(Device::Cpu, AutoencoderConfig::default(), 2, adam, 1).unwrap();
     plain.step(&x).unwrap();
-    assert_ne!(losses(&mut plain)[0], whole[0], "no noise was added");
+    assert_ne!(loss_bits(&mut plain)[0], whole[0], "no noise was added");
     let bad = AutoencoderConfig {
         noise: Some(Noise {
             std: f32::NAN,
@@ -741,7 +722,6 @@ fn denoising_noise_follows_the_step() {
 /// and a bad p is refused naming the layer.
 #[test]
 fn dropout_trains_and_evaluates_as_pytorch_modes_do() {
-    use wgrad::train::Trainer;
     let mut config = AutoencoderConfig::default();
     config.encoder.insert(5, Layer::Dropout { p: 0.2 }); // before the code's Linear
     let text = config.to_toml();
@@ -757,37 +737,56 @@ fn dropout_trains_and_evaluates_as_pytorch_modes_do() {
             .iter()
             .any(|n| n.op.name().starts_with("dropout"))
     );
-    let adam = Optimizer::Adam(wgrad::AdamConfig::adam());
     let x = Tensor::uniform([2, 1, 28, 28], 0.0, 1.0, 7);
-    let bits = |t: &mut Trainer| -> Vec<u32> {
-        t.flush_losses()
-            .unwrap()
-            .iter()
-            .map(|l| l.1.to_bits())
-            .collect()
-    };
-    let mut whole = Trainer::new(Device::Cpu, config.clone(), 2, adam, 1).unwrap();
-    for _ in 0..3 {
-        whole.step(&x).unwrap();
-    }
-    let whole_losses = bits(&mut whole);
+    let (mut whole, ..) = resumes_to_the_bit(&config, &x);
     let (a, ..) = whole.evaluate(&x).unwrap();
     let (b, ..) = whole.evaluate(&x).unwrap();
     assert_eq!(a.to_bits(), b.to_bits(), "evaluation is deterministic");
-    let mut first = Trainer::new(Device::Cpu, config.clone(), 2, adam, 1).unwrap();
-    first.step(&x).unwrap();
-    first.step(&x).unwrap();
-    let state = first.state().unwrap();
-    let mut resumed = Trainer::new(Device::Cpu, config.clone(), 2, adam, 1).unwrap();
-    resumed.load_state(&state).unwrap();
-    resumed.step(&x).unwrap();
-    assert_eq!(bits(&mut resumed), whole_losses[2..]);
     config.encoder[5] = Layer::Dropout { p: 1.5 };
     let (layer, message) = model_error(config.check().unwrap_err());
     assert!(
         layer.starts_with("encoder.5") && message.contains("p 1.5"),
         "{layer}: {message}"
     );
+}
+
+/// The bits of every loss `t` has not reported yet.
+fn loss_bits(t: &mut wgrad::train::Trainer) -> Vec<u32> {
+    t.flush_losses()
+        .unwrap()
+        .iter()
+        .map(|l| l.1.to_bits())
+        .collect()
+}
+
+/// Three Adam steps of `config` on `x` (CPU reference, batch 2, seed 1), and the same run cut
+/// after two steps and resumed from its state: asserts that the resumed third step's loss has
+/// the uninterrupted run's bits. Returns the uninterrupted trainer, its losses' bits and the
+/// resumed trainer.
+fn resumes_to_the_bit(
+    config: &AutoencoderConfig,
+    x: &Tensor,
+) -> (wgrad::train::Trainer, Vec<u32>, wgrad::train::Trainer) {
+    use wgrad::train::Trainer;
+    let adam = Optimizer::Adam(wgrad::AdamConfig::adam());
+    let new = || Trainer::new(Device::Cpu, config.clone(), 2, adam, 1).unwrap();
+    let mut whole = new();
+    for _ in 0..3 {
+        whole.step(x).unwrap();
+    }
+    let losses = loss_bits(&mut whole);
+    let mut first = new();
+    first.step(x).unwrap();
+    first.step(x).unwrap();
+    let mut resumed = new();
+    resumed.load_state(&first.state().unwrap()).unwrap();
+    resumed.step(x).unwrap();
+    assert_eq!(
+        loss_bits(&mut resumed),
+        losses[2..],
+        "step 3 after a resume"
+    );
+    (whole, losses, resumed)
 }
 
 /// A small variational autoencoder: `[1, 4, 4]` images, a latent of 3 (the encoder gives 6).
@@ -946,11 +945,7 @@ type Named = Vec<(String, Tensor)>;
 
 /// Loss, gradients and parameters after one step (SGD, lr 0) of [`batch_norm_model`] under
 /// MSE, in training or evaluation mode.
-fn batch_norm_step(
-    params: &[(String, Tensor)],
-    x: &Tensor,
-    training: bool,
-) -> (f64, Named, Named) {
+fn batch_norm_step(params: &[(String, Tensor)], x: &Tensor, training: bool) -> (f64, Named, Named) {
     let model = batch_norm_model();
     let buffers: Vec<String> = model
         .params()
@@ -1075,7 +1070,6 @@ fn batch_norm_running_moments_follow_pytorch() {
 /// refused naming the layer.
 #[test]
 fn batch_norm_autoencoder_trains_and_resumes() {
-    use wgrad::train::Trainer;
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/configs/batchnorm.toml"
@@ -1091,20 +1085,8 @@ fn batch_norm_autoencoder_trains_and_resumes() {
         12,
         "four BatchNorm2d × three buffers"
     );
-    let adam = Optimizer::Adam(wgrad::AdamConfig::adam());
     let x = Tensor::uniform([2, 1, 28, 28], 0.0, 1.0, 7);
-    let bits = |t: &mut Trainer| -> Vec<u32> {
-        t.flush_losses()
-            .unwrap()
-            .iter()
-            .map(|l| l.1.to_bits())
-            .collect()
-    };
-    let mut whole = Trainer::new(Device::Cpu, config.clone(), 2, adam, 1).unwrap();
-    for _ in 0..3 {
-        whole.step(&x).unwrap();
-    }
-    let whole_losses = bits(&mut whole);
+    let (whole, _, resumed) = resumes_to_the_bit(&config, &x);
     let state = whole.state().unwrap();
     let count = state
         .params
@@ -1112,18 +1094,7 @@ fn batch_norm_autoencoder_trains_and_resumes() {
         .find(|(n, _)| n == "encoder.1.num_batches_tracked");
     assert_eq!(count.unwrap().1.data, [3.0]);
     assert!(!state.optimizer.iter().any(|(n, _)| n.contains("running")));
-    let mut first = Trainer::new(Device::Cpu, config.clone(), 2, adam, 1).unwrap();
-    first.step(&x).unwrap();
-    first.step(&x).unwrap();
-    let state = first.state().unwrap();
-    let mut resumed = Trainer::new(Device::Cpu, config.clone(), 2, adam, 1).unwrap();
-    resumed.load_state(&state).unwrap();
-    resumed.step(&x).unwrap();
-    assert_eq!(bits(&mut resumed), whole_losses[2..]);
-    assert_eq!(
-        resumed.state().unwrap().params,
-        whole.state().unwrap().params
-    );
+    assert_eq!(resumed.state().unwrap().params, state.params);
     // One value per channel cannot train (PyTorch refuses it too).
     let mut one = Graph::new();
     one.set_training(true);

@@ -325,7 +325,9 @@ impl AutoencoderConfig {
                 format!("beta {} must be finite and at least 0", v.beta),
             ));
         }
-        // Two images: batch normalisation needs more than one value per channel to train.
+        // One image (so errors speak of one), then a training pass on two: batch normalisation
+        // needs more than one value per channel to train.
+        self.forward(&mut Graph::new(), 1)?;
         self.training_forward(&mut Graph::new(), 2).map(|_| ())
     }
 
