@@ -156,6 +156,66 @@ fn reduce_items() -> Result<Vec<Item>> {
     Ok(v)
 }
 
+/// Batch normalisation in training at the batchnorm example's first layer: the forward (the
+/// batch moments, then the normalisation) and the backward (the per-channel sums, then dx).
+fn batch_norm_items() -> Vec<Item> {
+    use crate::gpu::kernels::batch_norm::{self as gb, Moments};
+    const C: usize = 16;
+    let shape = [BATCH, C, 28, 28];
+    let n: usize = shape.iter().product();
+    let make = |backward: bool| {
+        let build: Build = Box::new(move |ctx| {
+            let x = random(ctx, "x", shape, 1)?;
+            let dy = random(ctx, "dy", shape, 2)?;
+            let w = ctx.upload("weight", &Tensor::full([C], 1.0))?;
+            let b = ctx.zeros("bias", [C])?;
+            let (stats, sums) = (ctx.zeros("stats", [2, C])?, ctx.zeros("sums", [2, C])?);
+            let out = ctx.zeros("out", shape)?;
+            let eps = 1e-5;
+            let mut launches = vec![gb::batch_norm_stats(ctx, &x, &stats)?];
+            if backward {
+                launches.push(gb::batch_norm_backward_sums(
+                    ctx,
+                    eps,
+                    &x,
+                    Moments::Batch(&stats),
+                    &dy,
+                    &sums,
+                )?);
+                launches.push(gb::batch_norm_backward(
+                    ctx, eps, &x, &stats, &w, &dy, &sums, &out,
+                )?);
+                // The moments are the forward's: only the two backward launches are timed.
+                launches.remove(0);
+            } else {
+                launches.push(gb::batch_norm_forward(
+                    ctx,
+                    eps,
+                    &x,
+                    Moments::Batch(&stats),
+                    &w,
+                    &b,
+                    &out,
+                )?);
+            }
+            ctx.run(&[&gb::batch_norm_stats(ctx, &x, &stats)?])?;
+            Ok(Prepared {
+                launches,
+                keep: vec![x, dy, w, b, stats, sums, out],
+            })
+        });
+        // Forward: x read by both passes of the moments and by the normalisation, y written;
+        // backward: x and dy read by the sums and again by dx, dx written.
+        let (op, elements) = if backward {
+            ("batch_norm backward (sums, dx)", 5 * n)
+        } else {
+            ("batch_norm forward (moments, y)", 4 * n)
+        };
+        item(op, format!("{:?} training", shape), 0.0, elements, build)
+    };
+    vec![make(false), make(true)]
+}
+
 fn optim_items() -> Vec<Item> {
     const N: usize = 100_000;
     let sgd = SgdConfig {
@@ -213,6 +273,7 @@ pub fn catalogue() -> Vec<Item> {
     push(&mut v, super::conv::conv_items());
     v.extend(pointwise_items());
     push(&mut v, reduce_items());
+    v.extend(batch_norm_items());
     v.extend(optim_items());
     v
 }
