@@ -108,17 +108,7 @@ impl GpuBackend {
             }
         }
         if run.update.is_some() {
-            // The step's state updates, after every launch has read the old values.
-            for (value, param) in &exe.updates {
-                let bytes = param.numel() as u64 * 4;
-                enc.copy_buffer_to_buffer(
-                    &value.buffer,
-                    value.offset,
-                    &param.buffer,
-                    param.offset,
-                    bytes,
-                );
-            }
+            copy_updates(exe, enc);
         }
         if let (Some(i), Some(l), Some(ring)) = (slot, info.loss, exe.ring.as_mut())
             && let Some(t) = &exe.tensors[l.0]
@@ -144,6 +134,21 @@ impl GpuBackend {
                     .map(|element| self.store.entry_at(element).unwrap_or(0)),
             })
             .collect()
+    }
+}
+
+/// Records a step's state updates (batch normalisation's running moments and counts) into the
+/// parameter store: after every launch, which read the old values.
+fn copy_updates(exe: &GpuProgram, enc: &mut wgpu::CommandEncoder) {
+    for (value, param) in &exe.updates {
+        let bytes = param.numel() as u64 * 4;
+        enc.copy_buffer_to_buffer(
+            &value.buffer,
+            value.offset,
+            &param.buffer,
+            param.offset,
+            bytes,
+        );
     }
 }
 

@@ -65,6 +65,15 @@ impl GpuBackend {
             }
             "wall clock per dispatch"
         };
+        if run.update.is_some() && !exe.updates.is_empty() {
+            let mut enc = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("wgrad profile state updates"),
+                });
+            super::copy_updates(exe, &mut enc);
+            ctx.queue.submit([enc.finish()]);
+        }
         Ok(Profile { dispatches, method })
     }
 }
