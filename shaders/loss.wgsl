@@ -166,12 +166,6 @@ fn bce_with_logits_loss_backward(@builtin(workgroup_id) wid: vec3<u32>,
     point_loss_backward(wid, nwg, l, 3u);
 }
 
-// NaN, by its bits (WGSL lets a compiler assume floats are never NaN). There is no NaN constant:
-// Tint refuses a NaN literal (even one made by bitcast), so a NaN is passed on from the input.
-fn is_nan(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
-
 // Row max and Σ exp(z − max) of one row of the logits: subtracting the max keeps every exp ≤ 1.
 // A row with a NaN has a NaN max, so that its loss and gradient are NaN as in PyTorch (max()
 // may drop a NaN, and some exp() of NaN return a number).

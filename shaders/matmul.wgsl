@@ -64,12 +64,6 @@ fn batch_range(t: u32, summed: bool) -> vec2<u32> {
 override WG_X: u32 = 8u; // invocations along n
 override WG_Y: u32 = 8u; // invocations along m
 
-// NaN, by its bits: WGSL lets a compiler assume floats are never NaN, so a comparison cannot
-// be trusted to see one. Kernels keep NaN as NaN where PyTorch does (ReLU of NaN is NaN).
-fn is_nan(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
-
 fn is_nan4(x: vec4<f32>) -> vec4<bool> {
     return (bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u);
 }

@@ -34,12 +34,6 @@ fn element(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return group * WG + lid;
 }
 
-// NaN, by its bits: WGSL lets a compiler assume floats are never NaN, so a comparison cannot
-// be trusted to see one. Kernels keep NaN as NaN where PyTorch does (ReLU of NaN is NaN).
-fn is_nan(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
-
 @compute @workgroup_size(WG)
 fn relu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {

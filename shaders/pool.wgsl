@@ -36,10 +36,6 @@ fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid;
 }
 
-fn is_nan(x: f32) -> bool {
-    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
-}
-
 // The input offset (within its plane) of the max of output (oy, ox)'s window, as PyTorch picks
 // it: the first largest value, or the last NaN. Padding is never picked.
 fn window_argmax(base: u32, oy: u32, ox: u32) -> u32 {

@@ -1,5 +1,8 @@
 //! The WGSL sources, embedded in the library. One file per kernel family.
 //!
+//! Every file gets float.wgsl put in front of it (`is_nan`: NaN tested by its bits, the one
+//! place that rule is written).
+//!
 //! The files that sum across a workgroup (reduce.wgsl, loss.wgsl, batch_norm.wgsl) get their `tree_sum` from a
 //! prelude put in front of them at compile time: tree_sum.wgsl on every device, or
 //! tree_sum_subgroups.wgsl where the device has subgroup operations (the same bits, fewer
@@ -20,7 +23,10 @@ macro_rules! shader {
     ($id:ident, $file:literal) => {
         pub const $id: ShaderFile = ShaderFile {
             name: $file,
-            source: include_str!(concat!("../../shaders/", $file)),
+            source: concat!(
+                include_str!("../../shaders/float.wgsl"),
+                include_str!(concat!("../../shaders/", $file))
+            ),
             subgroups: false,
         };
     };
@@ -32,6 +38,7 @@ macro_rules! tree_shader {
         pub const $id: ShaderFile = ShaderFile {
             name: $file,
             source: concat!(
+                include_str!("../../shaders/float.wgsl"),
                 include_str!("../../shaders/tree_sum.wgsl"),
                 include_str!(concat!("../../shaders/", $file))
             ),
@@ -40,6 +47,7 @@ macro_rules! tree_shader {
         pub const $sg: ShaderFile = ShaderFile {
             name: concat!($file, " (subgroups)"),
             source: concat!(
+                include_str!("../../shaders/float.wgsl"),
                 include_str!("../../shaders/tree_sum_subgroups.wgsl"),
                 include_str!(concat!("../../shaders/", $file))
             ),
