@@ -750,6 +750,34 @@ fn dropout_trains_and_evaluates_as_pytorch_modes_do() {
     );
 }
 
+/// For each of `grads` (named as in `params`), the largest difference between it and the central
+/// difference (step 1e-2) of `loss` over `params`, relative to the gradient's largest magnitude
+/// (at least `floor`).
+fn central_difference_errors(
+    params: &[(String, Tensor)],
+    grads: &[(String, Tensor)],
+    floor: f64,
+    loss: impl Fn(&[(String, Tensor)]) -> f64,
+) -> Vec<(String, f64)> {
+    let h = 1e-2f32;
+    grads
+        .iter()
+        .map(|(name, g)| {
+            let k = params.iter().position(|(n, _)| n == name).unwrap();
+            let scale = g.data.iter().fold(floor, |m, v| m.max(v.abs() as f64));
+            let mut worst = 0f64;
+            for i in 0..g.numel() {
+                let (mut plus, mut minus) = (params.to_vec(), params.to_vec());
+                plus[k].1.data[i] += h;
+                minus[k].1.data[i] -= h;
+                let numeric = (loss(&plus) - loss(&minus)) / (2.0 * h as f64);
+                worst = worst.max((numeric - g.data[i] as f64).abs() / scale);
+            }
+            (name.clone(), worst)
+        })
+        .collect()
+}
+
 /// The bits of every loss `t` has not reported yet.
 fn loss_bits(t: &mut wgrad::train::Trainer) -> Vec<u32> {
     t.flush_losses()
@@ -848,18 +876,8 @@ fn variational_autoencoder_gradients_match_finite_differences() {
     let params = init_params(&config.params(), 5);
     let x = Tensor::uniform([2, 1, 4, 4], 0.05, 0.95, 8);
     let (base, grads) = vae_step(&config, &params, &x);
-    let h = 1e-2f32;
-    for (k, (name, g)) in grads.iter().enumerate() {
-        let scale = g.data.iter().fold(1e-4f64, |m, v| m.max(v.abs() as f64));
-        let mut worst = 0f64;
-        for i in 0..g.numel() {
-            let (mut plus, mut minus) = (params.clone(), params.clone());
-            plus[k].1.data[i] += h;
-            minus[k].1.data[i] -= h;
-            let numeric = (vae_step(&config, &plus, &x).0 - vae_step(&config, &minus, &x).0)
-                / (2.0 * h as f64);
-            worst = worst.max((numeric - g.data[i] as f64).abs() / scale);
-        }
+    let errors = central_difference_errors(&params, &grads, 1e-4, |p| vae_step(&config, p, &x).0);
+    for (name, worst) in errors {
         println!("{name}: largest |numeric − analytic| / max|grad| = {worst:.2e}");
         assert!(worst < 1e-2, "{name}: off by {worst:.3e} of its scale");
     }
@@ -984,23 +1002,13 @@ fn batch_norm_gradients_match_finite_differences() {
             7,
             "conv weight, linear weight and bias, two BN pairs"
         );
-        let h = 1e-2f32;
-        for (name, g) in &grads {
-            let k = params.iter().position(|(n, _)| n == name).unwrap();
-            // The floor: a bias right before a training-mode batch norm has a zero gradient
-            // (the batch mean takes it away), which f32 loss differences show as ~1e-5.
-            let scale = g.data.iter().fold(1e-3f64, |m, v| m.max(v.abs() as f64));
-            let mut worst = 0f64;
-            for i in 0..g.numel() {
-                let (mut plus, mut minus) = (params.clone(), params.clone());
-                plus[k].1.data[i] += h;
-                minus[k].1.data[i] -= h;
-                let numeric = (batch_norm_step(&plus, &x, training).0
-                    - batch_norm_step(&minus, &x, training).0)
-                    / (2.0 * h as f64);
-                worst = worst.max((numeric - g.data[i] as f64).abs() / scale);
-            }
-            println!("training {training}: {name}: {worst:.2e} of max|grad| {scale:.2e}");
+        // The floor 1e-3: a bias right before a training-mode batch norm has a zero gradient
+        // (the batch mean takes it away), which f32 loss differences show as ~1e-5.
+        let errors = central_difference_errors(&params, &grads, 1e-3, |p| {
+            batch_norm_step(p, &x, training).0
+        });
+        for (name, worst) in errors {
+            println!("training {training}: {name}: {worst:.2e} of max|grad|");
             assert!(
                 worst < 1e-2,
                 "training {training}: {name}: off by {worst:.3e}"

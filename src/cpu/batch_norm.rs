@@ -193,10 +193,17 @@ pub fn batch_norm_backward_eval(
     Tensor::new(dy.shape.clone(), data)
 }
 
-/// Row `r` of a `[2, C]` tensor, as `[C]`.
+/// Row `r` of a `[rows, C]` tensor, as `[C]`.
 pub fn row(t: &Tensor, r: usize) -> Result<Tensor> {
-    let c = t.shape.dims().get(1).copied().unwrap_or(0);
-    Tensor::new([c], t.data[r * c..(r + 1) * c].to_vec())
+    match *t.shape.dims() {
+        [rows, c] if r < rows && t.data.len() == rows * c => {
+            Tensor::new([c], t.data[r * c..(r + 1) * c].to_vec())
+        }
+        _ => Err(Error::invalid(
+            "row",
+            format!("row {r} of a tensor of shape {}", t.shape),
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,14 @@ impl Graph {
             .map_err(|e| self.in_layer(e))
     }
 
+    /// Fails unless `step` is a fed u32 of one element (what random ops draw from).
+    fn check_step(&self, op: &str, step: NodeId) -> Result<()> {
+        if !matches!(self.node(step).op, Op::Labels) || self.shape(step).numel() != 1 {
+            return Err(self.fail(op, "step must be a u32 input of one element"));
+        }
+        Ok(())
+    }
+
     /// Data fed before each run, e.g. a batch of images `[N, C, H, W]`.
     pub fn input(&mut self, name: &str, shape: impl Into<Shape>) -> Result<NodeId> {
         let shape = shape.into();
@@ -254,9 +262,7 @@ impl Graph {
                 format!("std {std} must be finite and ≥ 0"),
             ));
         }
-        if !matches!(self.node(step).op, Op::Labels) || self.shape(step).numel() != 1 {
-            return Err(self.fail("gaussian_noise", "step must be a u32 input of one element"));
-        }
+        self.check_step("gaussian_noise", step)?;
         let shape = self.shape(x).clone();
         Ok(self.add_node(Op::Noise { std, seed }, vec![x, step], shape))
     }
@@ -267,9 +273,7 @@ impl Graph {
         if !(0.0..=1.0).contains(&p) {
             return Err(self.fail("dropout", format!("p {p} must be in [0, 1]")));
         }
-        if !matches!(self.node(step).op, Op::Labels) || self.shape(step).numel() != 1 {
-            return Err(self.fail("dropout", "step must be a u32 input of one element"));
-        }
+        self.check_step("dropout", step)?;
         let shape = self.shape(x).clone();
         Ok(self.add_node(Op::Dropout { p, seed }, vec![x, step], shape))
     }
@@ -286,9 +290,7 @@ impl Graph {
         let op = "reparameterize";
         let (n, z) =
             crate::cpu::noise::check_latent(op, self.shape(h)).map_err(|e| self.in_layer(e))?;
-        if !matches!(self.node(step).op, Op::Labels) || self.shape(step).numel() != 1 {
-            return Err(self.fail(op, "step must be a u32 input of one element"));
-        }
+        self.check_step(op, step)?;
         Ok(self.add_node(
             Op::Reparameterize { seed },
             vec![h, step],

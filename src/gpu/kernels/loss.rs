@@ -7,6 +7,7 @@
 use crate::cpu::loss::{check_labels, check_logits, check_scalar};
 use crate::cpu::pointwise::check_binary;
 use crate::error::{Error, Result};
+use crate::gpu::kernels::noise::check_h;
 use crate::gpu::kernels::pointwise::{check_f32, count};
 use crate::gpu::{DType, GpuContext, GpuTensor, Launch, Workgroups, shaders};
 use crate::shape::same;
@@ -226,17 +227,11 @@ pub fn softmax_cross_entropy_backward(
     )
 }
 
-/// `(rows, latent)` of a variational encoder's `h = [N, 2z]`, checked as the CPU twin does.
-fn check_latent(op: &str, h: &GpuTensor) -> Result<(usize, usize)> {
-    check_f32(op, "h", h)?;
-    crate::cpu::noise::check_latent(op, &h.shape)
-}
-
 /// `out[0]` = the KL divergence of `N(mu, exp(logvar))` from `N(0, 1)` for `h = [mu | logvar]`
 /// (`[N, 2z]`), summed over the latent and averaged over the rows; sliced as [`mse_loss`] is.
 pub fn kl_divergence(ctx: &GpuContext, h: &GpuTensor, out: &GpuTensor) -> Result<Launch> {
     let op = "kl_divergence";
-    let (rows, latent) = check_latent(op, h)?;
+    let (rows, latent) = check_h(op, h)?;
     check_scalar_f32(op, "output", out)?;
     let mut p = params(op, h, rows * latent, latent)?;
     p.divisor = rows as u32;
@@ -252,7 +247,7 @@ pub fn kl_divergence_backward(
     dh: &GpuTensor,
 ) -> Result<Launch> {
     let op = "kl_divergence_backward";
-    let (rows, latent) = check_latent(op, h)?;
+    let (rows, latent) = check_h(op, h)?;
     check_scalar_f32(op, "g", g)?;
     check_f32(op, "dh", dh)?;
     same(op, "h", &h.shape, "dh", &dh.shape)?;

@@ -166,7 +166,8 @@ pub fn reparameterize_backward(
     latent_launch(ctx, op, seed, latent, &[h, step, dh, dz])
 }
 
-fn check_h(op: &str, h: &GpuTensor) -> Result<(usize, usize)> {
+/// `(rows, latent)` of a variational encoder's f32 `h = [N, 2z]`, checked as the CPU twin does.
+pub(crate) fn check_h(op: &str, h: &GpuTensor) -> Result<(usize, usize)> {
     check_f32(op, "h", h)?;
     crate::cpu::noise::check_latent(op, &h.shape)
 }
